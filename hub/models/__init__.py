@@ -1,0 +1,30 @@
+"""Every table of the hub, re-exported so that importing ``hub.models`` registers them all."""
+
+from hub.models.access import AccessLogEntry
+from hub.models.agency import Agency, ApiKey, ProcessingActivity, StaffMember, Team, TeamMembership
+from hub.models.auth import LoginCode, LoginSession
+from hub.models.case import Case, CaseEvent, CaseParticipant, Message, ReferenceCounter
+from hub.models.delivery import OutboxItem, Timer
+from hub.models.party import DigitalAddress, Mandate, Party
+
+__all__ = [
+    "AccessLogEntry",
+    "Agency",
+    "ApiKey",
+    "Case",
+    "CaseEvent",
+    "CaseParticipant",
+    "DigitalAddress",
+    "LoginCode",
+    "LoginSession",
+    "Mandate",
+    "Message",
+    "OutboxItem",
+    "Party",
+    "ProcessingActivity",
+    "ReferenceCounter",
+    "StaffMember",
+    "Team",
+    "TeamMembership",
+    "Timer",
+]

@@ -1,0 +1,88 @@
+"""The shared case record: cases, participating agencies, the event log, and messages."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+from hub.models._columns import json_column, new_id, timestamp
+
+
+class Case(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    reference: str = Field(unique=True, max_length=32)  # HT-2026-000123
+    journey_id: str = Field(index=True, max_length=100)
+    journey_version: int
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    party_id: uuid.UUID = Field(foreign_key="party.id", index=True)
+    title: str = Field(max_length=300)
+    stage: str = Field(max_length=100)
+    status: str = Field(default="open", max_length=30)
+    # The journey engine's CaseState, as JSON; the columns above mirror it for queries.
+    state: dict[str, Any] = json_column()
+    owner_id: uuid.UUID | None = Field(default=None, foreign_key="staff_member.id", index=True)
+    opened_channel: str = Field(default="api", max_length=20)
+    expected_completion: dt.date | None = None
+    result: str | None = Field(default=None, max_length=50)
+    last_seq: int = 0
+    created_at: dt.datetime = timestamp()
+    updated_at: dt.datetime = timestamp()
+    closed_at: dt.datetime | None = timestamp(nullable=True)
+
+
+class CaseParticipant(SQLModel, table=True):
+    """An agency that takes part in a case it does not own."""
+
+    __tablename__ = "case_participant"
+
+    case_id: uuid.UUID = Field(foreign_key="case.id", primary_key=True)
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=64)
+    added_at: dt.datetime = timestamp()
+
+
+class CaseEvent(SQLModel, table=True):
+    """One entry of a case's append-only log; ``seq`` counts 1, 2, 3… per case, without gaps."""
+
+    __tablename__ = "case_event"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="case.id", index=True)
+    seq: int
+    kind: str = Field(max_length=50)
+    audience: str = Field(default="citizen", max_length=10)  # citizen | staff
+    actor_kind: str = Field(max_length=20)  # citizen | representative | staff | agency | system
+    actor_id: str | None = Field(default=None, max_length=64)
+    actor_name: str | None = Field(default=None, max_length=200)
+    payload: dict[str, Any] = json_column()
+    created_at: dt.datetime = timestamp()
+
+
+class Message(SQLModel, table=True):
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID | None = Field(default=None, foreign_key="case.id", index=True)
+    party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id", index=True)
+    channel: str = Field(max_length=20)  # webchat | email | sms | counter | letter | portal | api
+    direction: str = Field(max_length=10)  # inbound | outbound | internal
+    author_kind: str = Field(max_length=20)
+    author_id: str | None = Field(default=None, max_length=64)
+    author_name: str | None = Field(default=None, max_length=200)
+    body: str
+    external_id: str | None = Field(default=None, index=True, max_length=300)
+    delivery_status: str | None = Field(default=None, max_length=30)
+    # How the sender was identified: session, otp, digid, reply_token, verified_phone, id_document…
+    identified_by: str | None = Field(default=None, max_length=50)
+    created_at: dt.datetime = timestamp()
+
+
+class ReferenceCounter(SQLModel, table=True):
+    """The last case number handed out per reference prefix and year (HT-2026-000123)."""
+
+    __tablename__ = "reference_counter"
+
+    prefix: str = Field(primary_key=True, max_length=8)
+    year: int = Field(primary_key=True)
+    last: int = 0
