@@ -1,0 +1,59 @@
+"""The wiring: ``create_app()`` builds the FastAPI application with its routers, the lifespan
+(database, journey catalogue, live fan-out, in-process worker) and the channel adapters."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+
+from hub.config import Settings, get_settings
+from hub.db import Database
+from hub.errors import install_problem_handlers
+from hub.events.fanout import MemoryBroker
+from journeys.catalog import load_catalog
+
+
+def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_database = database is None
+        app.state.settings = settings
+        app.state.database = database or Database(settings.database_url)
+        app.state.catalog = load_catalog(settings.journeys_dir)
+        app.state.broker = MemoryBroker()
+        try:
+            yield
+        finally:
+            await app.state.broker.close()
+            if own_database:
+                await app.state.database.dispose()
+
+    app = FastAPI(
+        title="Interaction Hub",
+        summary="One shared case record for a citizen's interactions with government, "
+        "across channels and agencies.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+
+    @app.middleware("http")
+    async def request_id(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        incoming = request.headers.get("x-request-id", "")
+        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else secrets.token_hex(8)
+        request.state.request_id = rid
+        response = await call_next(request)
+        response.headers["X-Request-ID"] = rid
+        return response
+
+    from hub.cases.routes import router as cases_router
+
+    app.include_router(cases_router)
+    return app

@@ -1,0 +1,107 @@
+"""Settings for the hub: one pydantic-settings class, read from the environment (prefix ``HUB_``).
+
+Every setting is documented in its ``description``; ``hub settings`` prints them.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+
+
+class InsecureSettings(RuntimeError):
+    """Raised when the hub is asked to run outside development with a development secret."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HUB_", env_file=".env", extra="ignore")
+
+    environment: Literal["development", "production", "test"] = Field(
+        "development",
+        description="development enables demo logins, the development outbox page and "
+        "default secrets; production refuses default secrets.",
+    )
+    database_url: str = Field(
+        "sqlite+aiosqlite:///./var/hub.db",
+        description="SQLAlchemy async URL. SQLite (aiosqlite) by default; "
+        "postgresql+asyncpg://user@host/db for production.",
+    )
+    redis_url: str | None = Field(
+        None,
+        description="redis://host:port/db. When set, live events fan out across processes "
+        "through Redis pub/sub.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(DEVELOPMENT_SECRET),
+        description="Signs reply tokens and other tokens. Must be set outside development.",
+    )
+    base_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="The public URL of the hub, used in links sent to citizens.",
+    )
+    host: str = Field("127.0.0.1", description="Address `hub serve` binds to.")
+    port: int = Field(8000, description="Port `hub serve` binds to.")
+    timezone: str = Field(
+        "Europe/Amsterdam", description="Time zone in which dates are shown and deadlines fall."
+    )
+    data_dir: Path = Field(Path("var"), description="Folder for the SQLite file and documents.")
+    journeys_dir: Path | None = Field(
+        None, description="Folder of journey definitions; the packaged catalogue by default."
+    )
+    session_hours: int = Field(8, description="How long a login session stays valid.")
+    login_code_minutes: int = Field(10, description="How long a one-time login code is valid.")
+    login_code_attempts: int = Field(5, description="Wrong tries before a login code is void.")
+    run_worker: bool = Field(
+        True,
+        description="Run the delivery worker and timers inside `hub serve` (the embedded "
+        "default). Set false when separate `hub worker` processes run.",
+    )
+    worker_interval_seconds: float = Field(
+        1.0, description="How often the in-process worker looks for due timers and deliveries."
+    )
+    smtp_host: str | None = Field(
+        None,
+        description="SMTP server for outbound email. Unset: mail goes to the development outbox.",
+    )
+    twilio_account_sid: str | None = Field(
+        None, description="Twilio account for SMS. Unset: texts go to the development outbox."
+    )
+    oidc_issuer: str | None = Field(
+        None,
+        description="OpenID Connect issuer for citizen login (e.g. a DigiD broker). Unset: "
+        "one-time code login.",
+    )
+    oidc_client_id: str | None = Field(None, description="OpenID Connect client id.")
+    oidc_client_secret: SecretStr | None = Field(None, description="OpenID Connect secret.")
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def cookie_secure(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @model_validator(mode="after")
+    def _refuse_default_secret(self) -> Settings:
+        if self.environment == "production" and (
+            self.secret_key.get_secret_value() == DEVELOPMENT_SECRET
+            or len(self.secret_key.get_secret_value()) < 32
+        ):
+            raise InsecureSettings(
+                "HUB_SECRET_KEY must be set to a random value of at least 32 characters "
+                "outside development (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')."
+            )
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,119 @@
+"""Domain errors that carry their meaning, rendered as RFC 9457 problem details in one handler."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class HubError(Exception):
+    """Base of the hub's domain errors: a status, a short title, and a human detail."""
+
+    status = 400
+    title = "Bad request"
+    type_suffix = "bad-request"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(HubError):
+    """Also what a caller gets for something that exists but is not theirs to see."""
+
+    status = 404
+    title = "Not found"
+    type_suffix = "not-found"
+
+
+class NotAuthenticated(HubError):
+    status = 401
+    title = "Not authenticated"
+    type_suffix = "not-authenticated"
+
+
+class Forbidden(HubError):
+    status = 403
+    title = "Forbidden"
+    type_suffix = "forbidden"
+
+
+class Conflict(HubError):
+    status = 409
+    title = "Conflict"
+    type_suffix = "conflict"
+
+
+class InvalidInput(HubError):
+    status = 422
+    title = "Invalid input"
+    type_suffix = "invalid-input"
+
+
+class TooManyRequests(HubError):
+    status = 429
+    title = "Too many requests"
+    type_suffix = "too-many-requests"
+
+
+def problem(
+    status: int, title: str, detail: str, type_suffix: str, instance: str, **extra: Any
+) -> JSONResponse:
+    body = {
+        "type": f"https://interaction-hub.example/problems/{type_suffix}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(HubError)
+    async def _hub_error(request: Request, error: HubError) -> JSONResponse:
+        response = problem(
+            error.status,
+            error.title,
+            error.detail,
+            error.type_suffix,
+            request.url.path,
+            **error.extra,
+        )
+        if error.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
+            for e in error.errors()
+        ]
+        return problem(
+            422,
+            "Invalid input",
+            "The request does not match what this endpoint takes.",
+            "invalid-input",
+            request.url.path,
+            errors=errors,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        return problem(
+            error.status_code,
+            title,
+            str(error.detail),
+            title.lower().replace(" ", "-"),
+            request.url.path,
+        )

@@ -1,0 +1,123 @@
+"""Parties: finding or creating a citizen or business by identifier, and their addresses."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.db import utcnow
+from hub.errors import InvalidInput, NotFound
+from hub.models import DigitalAddress, Party
+
+
+def bsn_is_valid(bsn: str) -> bool:
+    """The BSN eleven-test: 9 digits, weighted sum (9..2, and -1 for the last) divisible by 11."""
+    if len(bsn) != 9 or not bsn.isdigit():
+        return False
+    weights = [9, 8, 7, 6, 5, 4, 3, 2, -1]
+    total = sum(int(digit) * weight for digit, weight in zip(bsn, weights, strict=True))
+    return total % 11 == 0 and bsn != "000000000"
+
+
+def kvk_is_valid(kvk: str) -> bool:
+    return len(kvk) == 8 and kvk.isdigit()
+
+
+def check_identifier(*, bsn: str | None, kvk_number: str | None) -> None:
+    if (bsn is None) == (kvk_number is None):
+        raise InvalidInput("Give exactly one identifier: a BSN for a person or a KvK number.")
+    if bsn is not None and not bsn_is_valid(bsn):
+        raise InvalidInput("This BSN is not valid: it must be 9 digits and pass the eleven-test.")
+    if kvk_number is not None and not kvk_is_valid(kvk_number):
+        raise InvalidInput("This KvK number is not valid: it must be 8 digits.")
+
+
+async def find_party(
+    session: AsyncSession, *, bsn: str | None = None, kvk_number: str | None = None
+) -> Party | None:
+    check_identifier(bsn=bsn, kvk_number=kvk_number)
+    query = select(Party).where(
+        Party.bsn == bsn if bsn is not None else Party.kvk_number == kvk_number
+    )
+    return (await session.exec(query)).first()
+
+
+async def find_or_create_party(
+    session: AsyncSession,
+    *,
+    name: str,
+    bsn: str | None = None,
+    kvk_number: str | None = None,
+    email: str | None = None,
+    phone: str | None = None,
+) -> Party:
+    """The party with this identifier, created when the hub does not know it yet.
+
+    Addresses given by an agency system are recorded as verified: the agency vouches for them.
+    """
+    party = await find_party(session, bsn=bsn, kvk_number=kvk_number)
+    if party is None:
+        party = Party(
+            kind="person" if bsn else "business", bsn=bsn, kvk_number=kvk_number, name=name
+        )
+        session.add(party)
+        await session.flush()
+    if email:
+        await add_address(session, party_id=party.id, kind="email", value=email, verified=True)
+    if phone:
+        await add_address(session, party_id=party.id, kind="phone", value=phone, verified=True)
+    return party
+
+
+async def add_address(
+    session: AsyncSession, *, party_id: uuid.UUID, kind: str, value: str, verified: bool
+) -> DigitalAddress:
+    value = value.strip().lower() if kind == "email" else value.strip()
+    existing = (
+        await session.exec(
+            select(DigitalAddress).where(
+                DigitalAddress.party_id == party_id,
+                DigitalAddress.kind == kind,
+                DigitalAddress.value == value,
+            )
+        )
+    ).first()
+    if existing is not None:
+        if verified and existing.verified_at is None:
+            existing.verified_at = utcnow()
+        return existing
+    address = DigitalAddress(
+        party_id=party_id, kind=kind, value=value, verified_at=utcnow() if verified else None
+    )
+    session.add(address)
+    await session.flush()
+    return address
+
+
+async def verified_address(session: AsyncSession, party_id: uuid.UUID, kind: str) -> str | None:
+    rows = (
+        await session.exec(
+            select(DigitalAddress)
+            .where(
+                DigitalAddress.party_id == party_id,
+                DigitalAddress.kind == kind,
+                col(DigitalAddress.verified_at).is_not(None),
+            )
+            .order_by(col(DigitalAddress.created_at))
+        )
+    ).all()
+    return rows[0].value if rows else None
+
+
+async def get_party(session: AsyncSession, party_id: uuid.UUID) -> Party:
+    party = await session.get(Party, party_id)
+    if party is None:
+        raise NotFound("No such party.")
+    return party
+
+
+async def party_addresses(session: AsyncSession, party_id: uuid.UUID) -> list[DigitalAddress]:
+    query = select(DigitalAddress).where(DigitalAddress.party_id == party_id)
+    return list((await session.exec(query)).all())
