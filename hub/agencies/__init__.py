@@ -1,0 +1,1 @@
+"""Agencies and what belongs to them: teams, staff, the register of processing activities."""
