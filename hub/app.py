@@ -3,17 +3,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 
+from channels.devoutbox.adapter import DevOutboxAdapter
 from hub.config import Settings, get_settings
 from hub.db import Database
+from hub.delivery.worker import Worker
 from hub.errors import install_problem_handlers
 from hub.events.fanout import MemoryBroker
+from hub.ports import AdapterRegistry
 from journeys.catalog import load_catalog
+
+
+def build_adapters(settings: Settings) -> AdapterRegistry:
+    """The channel adapters the settings call for; the development outbox for the rest."""
+    adapters = AdapterRegistry()
+    for channel in ("email", "sms", "letter"):
+        adapters.register(DevOutboxAdapter(channel))
+    return adapters
 
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
@@ -26,9 +38,25 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database or Database(settings.database_url)
         app.state.catalog = load_catalog(settings.journeys_dir)
         app.state.broker = MemoryBroker()
+        app.state.adapters = build_adapters(settings)
+        stop = asyncio.Event()
+        worker_task = None
+        if settings.run_worker:
+            worker = Worker(
+                database=app.state.database,
+                adapters=app.state.adapters,
+                catalog=app.state.catalog,
+                broker=app.state.broker,
+                timezone=settings.timezone,
+                interval=settings.worker_interval_seconds,
+            )
+            worker_task = asyncio.create_task(worker.run(stop), name="hub-worker")
         try:
             yield
         finally:
+            stop.set()
+            if worker_task is not None:
+                await worker_task
             await app.state.broker.close()
             if own_database:
                 await app.state.database.dispose()
@@ -53,7 +81,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         response.headers["X-Request-ID"] = rid
         return response
 
+    from hub.auth.routes import router as auth_router
     from hub.cases.routes import router as cases_router
 
     app.include_router(cases_router)
+    app.include_router(auth_router)
     return app

@@ -1,0 +1,258 @@
+"""The case API: open a case, act on it, read it, its status and its events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import ValidationError
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.access.service import Viewer, case_for_viewer, record_access
+from hub.auth.dependencies import CurrentCitizen, CurrentStaffOrAgency, CurrentViewer
+from hub.cases import service
+from hub.cases.schemas import ActionIn, CaseOpen, CaseOut, ContactOut, EventOut, EventsOut
+from hub.clock import local_today
+from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
+from hub.errors import InvalidInput, NotFound
+from hub.events.service import events_after
+from hub.models import Agency, Case, Party, StaffMember
+from hub.parties.service import find_or_create_party
+from journeys.engine import parse_action
+
+router = APIRouter(prefix="/api", tags=["cases"])
+
+CITIZEN_ACTIONS = {"provide_information", "withdraw"}
+
+
+async def _contact(session: AsyncSession, case: Case) -> ContactOut:
+    agency = await session.get(Agency, case.agency_id)
+    owner = await session.get(StaffMember, case.owner_id) if case.owner_id else None
+    return ContactOut(
+        name=owner.display_name if owner else None,
+        agency=case.agency_id,
+        agency_name=agency.name if agency else case.agency_id,
+    )
+
+
+async def _case_out(
+    session: AsyncSession,
+    case: Case,
+    *,
+    catalog: Any,
+    lang: str,
+    timezone: str,
+    with_status: bool = True,
+) -> CaseOut:
+    definition = service.definition_of(catalog, case)
+    view = service.case_status(catalog, case, lang=lang, timezone=timezone) if with_status else None
+    return CaseOut.of(
+        case,
+        contact=await _contact(session, case),
+        participants=await service.participants(session, case.id),
+        view=view,
+        title=definition.title.get(lang),
+    )
+
+
+async def _language(session: AsyncSession, viewer: Viewer, lang: str | None) -> str:
+    if lang in ("nl", "en"):
+        return lang
+    if viewer.party_id is not None:
+        party = await session.get(Party, viewer.party_id)
+        if party is not None:
+            return party.preferred_language
+    return "nl"
+
+
+Lang = Annotated[str | None, Query(pattern="^(nl|en)$", description="nl (default) or en")]
+
+
+@router.post("/cases", status_code=status.HTTP_201_CREATED)
+async def open_case(
+    body: CaseOpen,
+    viewer: CurrentStaffOrAgency,
+    session: SessionDep,
+    catalog: CatalogDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> CaseOut:
+    """Open a case of one of the caller's agency's journeys for a party (found or created)."""
+    party = await find_or_create_party(
+        session,
+        name=body.party.name,
+        bsn=body.party.bsn,
+        kvk_number=body.party.kvk_number,
+        email=body.party.email,
+        phone=body.party.phone,
+    )
+    case = await service.open_case(
+        session,
+        catalog=catalog,
+        journey_id=body.journey,
+        party=party,
+        actor=viewer.actor(),
+        channel=body.channel,
+        broker=broker,
+        timezone=settings.timezone,
+    )
+    await record_access(
+        session,
+        viewer,
+        party_id=party.id,
+        action="change",
+        data="case",
+        case=case,
+        activity_code=service.definition_of(catalog, case).processing_activity,
+    )
+    return await _case_out(session, case, catalog=catalog, lang="nl", timezone=settings.timezone)
+
+
+@router.get("/cases")
+async def list_cases(
+    viewer: CurrentViewer,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    lang: Lang = None,
+    status_filter: Annotated[str | None, Query(alias="status")] = None,
+) -> list[CaseOut]:
+    """Cases the caller may see: a citizen's own (all agencies, one portal); for staff and
+    agency systems, the cases their agency owns or takes part in."""
+    language = await _language(session, viewer, lang)
+    if viewer.kind == "citizen":
+        assert viewer.party_id is not None
+        cases = await service.cases_of_party(session, viewer.party_id)
+    else:
+        assert viewer.agency_id is not None
+        cases = await service.cases_of_agency(session, viewer.agency_id, status=status_filter)
+    return [
+        await _case_out(session, case, catalog=catalog, lang=language, timezone=settings.timezone)
+        for case in cases
+    ]
+
+
+@router.get("/cases/{case_id}")
+async def read_case(
+    case_id: uuid.UUID,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    lang: Lang = None,
+) -> CaseOut:
+    """One case with its status view: stage k of n, whose turn, what next, expected date."""
+    case, _ = await case_for_viewer(session, viewer, case_id)
+    await record_access(
+        session,
+        viewer,
+        party_id=case.party_id,
+        action="read",
+        data="case",
+        case=case,
+        activity_code=service.definition_of(catalog, case).processing_activity,
+    )
+    language = await _language(session, viewer, lang)
+    return await _case_out(
+        session, case, catalog=catalog, lang=language, timezone=settings.timezone
+    )
+
+
+@router.post("/cases/{case_id}/actions")
+async def act_on_case(
+    case_id: uuid.UUID,
+    body: ActionIn,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    catalog: CatalogDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> CaseOut:
+    """Apply a journey action. Citizens (and their representatives) may provide information
+    and withdraw; staff and agency systems may take every action the stage allows."""
+    case, representing = await case_for_viewer(session, viewer, case_id, for_update=True)
+    if viewer.kind == "citizen" and body.kind not in CITIZEN_ACTIONS:
+        raise NotFound("No such action for a citizen on this case.")
+    raw = body.model_dump(exclude_none=True)
+    raw.setdefault("on", local_today(settings.timezone))
+    try:
+        action = parse_action(raw)
+    except ValidationError as error:
+        raise InvalidInput(
+            "The action is not valid.",
+            errors=[{"loc": list(e["loc"]), "msg": e["msg"]} for e in error.errors()],
+        ) from None
+    case = await service.act_on_case(
+        session,
+        catalog=catalog,
+        case=case,
+        action=action,
+        actor=viewer.actor(representing=representing),
+        broker=broker,
+        timezone=settings.timezone,
+    )
+    await record_access(
+        session,
+        viewer,
+        party_id=case.party_id,
+        action="change",
+        data="case",
+        case=case,
+        activity_code=service.definition_of(catalog, case).processing_activity,
+    )
+    language = await _language(session, viewer, None)
+    return await _case_out(
+        session, case, catalog=catalog, lang=language, timezone=settings.timezone
+    )
+
+
+@router.get("/cases/{case_id}/events")
+async def case_events(
+    case_id: uuid.UUID,
+    viewer: CurrentViewer,
+    session: SessionDep,
+    catalog: CatalogDep,
+    after: Annotated[int, Query(ge=0, description="Last sequence number seen; 0 for all.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> EventsOut:
+    """The case's events with a sequence number above ``after``, in order, filtered by what
+    the caller may see (citizens never see staff-only notes)."""
+    case, _ = await case_for_viewer(session, viewer, case_id)
+    events = await events_after(
+        session, case.id, after, audiences=viewer.audiences, limit=limit + 1
+    )
+    await record_access(
+        session,
+        viewer,
+        party_id=case.party_id,
+        action="read",
+        data="timeline",
+        case=case,
+        activity_code=service.definition_of(catalog, case).processing_activity,
+    )
+    more = len(events) > limit
+    events = events[:limit]
+    return EventsOut(
+        case_id=case.id,
+        events=[EventOut.of(e) for e in events],
+        last_seq=events[-1].seq if events else after,
+        more=more,
+    )
+
+
+@router.get("/me/cases")
+async def my_cases(
+    citizen: CurrentCitizen,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+    lang: Lang = None,
+) -> list[CaseOut]:
+    """All of the citizen's cases across agencies, each with where it stands."""
+    assert citizen.party_id is not None
+    language = await _language(session, citizen, lang)
+    return [
+        await _case_out(session, case, catalog=catalog, lang=language, timezone=settings.timezone)
+        for case in await service.cases_of_party(session, citizen.party_id)
+    ]

@@ -1,0 +1,319 @@
+"""Cases: opening one for a party, applying journey actions, and reading where it stands.
+
+The journey engine decides; this module records what it decided — the new state, the
+events, the timers, and the messages to the citizen, in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.clock import local_today, start_of_local_day
+from hub.db import utcnow
+from hub.delivery.service import enqueue
+from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
+from hub.events.fanout import Broker
+from hub.events.service import Actor, append_event
+from hub.models import Agency, Case, CaseParticipant, Party, ReferenceCounter, Timer
+from hub.parties.service import verified_address
+from journeys.catalog import Catalog, UnknownJourney
+from journeys.engine import (
+    Action,
+    CancelTimer,
+    CaseState,
+    IllegalAction,
+    NotifyCitizen,
+    RecordEvent,
+    SetTimer,
+    Start,
+    StatusView,
+    apply,
+    status_view,
+)
+from journeys.model import JourneyDefinition
+
+
+def reference_prefix(journey_id: str) -> str:
+    """Two letters from the journey id: huurtoeslag → HU, ww-uitkering → WU."""
+    parts = journey_id.split("-")
+    letters = parts[0][0] + parts[1][0] if len(parts) > 1 else journey_id[:2]
+    return letters.upper()
+
+
+async def next_reference(session: AsyncSession, journey_id: str, year: int) -> str:
+    """A human-readable, unique case reference such as ``HU-2026-000123``."""
+    prefix = reference_prefix(journey_id)
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(ReferenceCounter)
+        .values(prefix=prefix, year=year, last=0)
+        .on_conflict_do_nothing(index_elements=["prefix", "year"])
+    )
+    result = await session.execute(
+        update(ReferenceCounter)
+        .where(col(ReferenceCounter.prefix) == prefix, col(ReferenceCounter.year) == year)
+        .values(last=ReferenceCounter.last + 1)
+        .returning(ReferenceCounter.last)
+    )
+    return f"{prefix}-{year}-{result.scalar_one():06d}"
+
+
+def definition_of(catalog: Catalog, case: Case) -> JourneyDefinition:
+    """The definition version the case started under."""
+    return catalog.get(case.journey_id, case.journey_version)
+
+
+def state_of(case: Case) -> CaseState:
+    return CaseState.model_validate(case.state)
+
+
+async def open_case(
+    session: AsyncSession,
+    *,
+    catalog: Catalog,
+    journey_id: str,
+    party: Party,
+    actor: Actor,
+    channel: str = "api",
+    broker: Broker | None = None,
+    timezone: str = "Europe/Amsterdam",
+    today: dt.date | None = None,
+) -> Case:
+    """Open a case of the journey's latest version for ``party``.
+
+    An agency system or staff member may only open cases of their own agency's journeys.
+    """
+    try:
+        definition = catalog.get(journey_id)
+    except UnknownJourney:
+        raise InvalidInput(f"There is no journey '{journey_id}'.") from None
+    if actor.agency_id is not None and actor.agency_id != definition.agency:
+        raise Forbidden(
+            f"Journey '{journey_id}' belongs to agency '{definition.agency}'; "
+            f"'{actor.agency_id}' cannot open it."
+        )
+    if await session.get(Agency, definition.agency) is None:
+        raise InvalidInput(f"Agency '{definition.agency}' of this journey is not registered.")
+    today = today or local_today(timezone)
+    outcome = apply(definition, None, Start(on=today))
+    case = Case(
+        reference=await next_reference(session, journey_id, today.year),
+        journey_id=definition.id,
+        journey_version=definition.version,
+        agency_id=definition.agency,
+        party_id=party.id,
+        title=definition.title.get("nl"),
+        stage=outcome.state.stage,
+        state={},
+        opened_channel=channel,
+    )
+    _mirror_state(case, outcome.state, definition, today)
+    session.add(case)
+    await session.flush()
+    for agency_id in definition.participating_agencies:
+        if await session.get(Agency, agency_id) is not None:
+            session.add(CaseParticipant(case_id=case.id, agency_id=agency_id))
+    await append_event(
+        session,
+        case_id=case.id,
+        kind="case_opened",
+        actor=actor,
+        payload={"reference": case.reference, "journey": journey_id, "channel": channel},
+        broker=broker,
+    )
+    await _carry_out(
+        session,
+        case=case,
+        party=party,
+        definition=definition,
+        effects=outcome.effects,
+        actor=actor,
+        broker=broker,
+        timezone=timezone,
+    )
+    return case
+
+
+async def act_on_case(
+    session: AsyncSession,
+    *,
+    catalog: Catalog,
+    case: Case,
+    action: Action,
+    actor: Actor,
+    broker: Broker | None = None,
+    timezone: str = "Europe/Amsterdam",
+) -> Case:
+    """Apply a journey action to the case; an action the stage does not allow → 409."""
+    definition = definition_of(catalog, case)
+    try:
+        outcome = apply(definition, state_of(case), action)
+    except IllegalAction as error:
+        raise Conflict(str(error), stage=case.stage, action=action.kind) from None
+    _mirror_state(case, outcome.state, definition, action.on)
+    session.add(case)
+    party = await session.get(Party, case.party_id)
+    assert party is not None
+    await _carry_out(
+        session,
+        case=case,
+        party=party,
+        definition=definition,
+        effects=outcome.effects,
+        actor=actor,
+        broker=broker,
+        timezone=timezone,
+    )
+    return case
+
+
+def _mirror_state(
+    case: Case, state: CaseState, definition: JourneyDefinition, today: dt.date
+) -> None:
+    case.state = state.model_dump(mode="json")
+    case.stage = state.stage
+    case.status = state.status
+    case.result = state.result
+    case.expected_completion = status_view(definition, state, today).expected_completion
+    case.updated_at = utcnow()
+    if state.status == "closed" and case.closed_at is None:
+        case.closed_at = utcnow()
+
+
+async def _carry_out(
+    session: AsyncSession,
+    *,
+    case: Case,
+    party: Party,
+    definition: JourneyDefinition,
+    effects: Sequence[Any],
+    actor: Actor,
+    broker: Broker | None,
+    timezone: str,
+) -> None:
+    for effect in effects:
+        if isinstance(effect, RecordEvent):
+            await append_event(
+                session,
+                case_id=case.id,
+                kind=effect.kind,
+                actor=actor,
+                payload=effect.payload,
+                audience=effect.audience,
+                broker=broker,
+            )
+        elif isinstance(effect, SetTimer):
+            await _cancel_timers(session, case.id, effect.kind)
+            # A deadline day is the citizen's to the end: the timer fires when the next begins.
+            due = start_of_local_day(effect.due_on + dt.timedelta(days=1), timezone)
+            session.add(Timer(case_id=case.id, kind=effect.kind, due_at=due))
+        elif isinstance(effect, CancelTimer):
+            await _cancel_timers(session, case.id, effect.kind)
+        elif isinstance(effect, NotifyCitizen):
+            await _notify_citizen(session, case, party, definition, effect)
+
+
+async def _cancel_timers(session: AsyncSession, case_id: uuid.UUID, kind: str) -> None:
+    await session.execute(
+        update(Timer)
+        .where(
+            col(Timer.case_id) == case_id,
+            col(Timer.kind) == kind,
+            col(Timer.fired_at).is_(None),
+            col(Timer.cancelled_at).is_(None),
+        )
+        .values(cancelled_at=utcnow())
+    )
+
+
+async def _notify_citizen(
+    session: AsyncSession,
+    case: Case,
+    party: Party,
+    definition: JourneyDefinition,
+    effect: NotifyCitizen,
+) -> None:
+    """Tell the citizen by email when they have a verified address; the portal shows it anyway.
+
+    Channel choice with fallback (email → SMS → letter) belongs to the channels; until then
+    the message lands in the outbox for email only.
+    """
+    email = await verified_address(session, party.id, "email")
+    if email is None or "no_digital_contact" in party.needs:
+        return
+    lang = party.preferred_language
+    view = status_view(definition, state_of(case), local_today("Europe/Amsterdam"), lang)
+    title = definition.title.get(lang)
+    subject = f"{title} — {case.reference}"
+    lines = [view.now]
+    if view.result_text:
+        lines = [view.result_text, *(f.text for f in view.follow_ups)]
+    elif view.citizen_deadline:
+        lines.append(
+            ("Please respond before " if lang == "en" else "Reageer vóór ")
+            + view.citizen_deadline.isoformat()
+        )
+    body = "\n\n".join([subject, *lines, view.next if not view.result_text else ""]).strip()
+    await enqueue(
+        session,
+        channel="email",
+        recipient=email,
+        template=effect.template,
+        subject=subject,
+        body=body,
+        language=lang,
+        party_id=party.id,
+        case_id=case.id,
+    )
+
+
+async def cases_of_party(session: AsyncSession, party_id: uuid.UUID) -> list[Case]:
+    query = select(Case).where(Case.party_id == party_id).order_by(col(Case.created_at).desc())
+    return list((await session.exec(query)).all())
+
+
+async def cases_of_agency(
+    session: AsyncSession, agency_id: str, *, status: str | None = None, limit: int = 100
+) -> list[Case]:
+    from hub.access.service import visible_agency_filter
+
+    query = select(Case).where(visible_agency_filter(agency_id))  # type: ignore[arg-type]
+    if status is not None:
+        query = query.where(Case.status == status)
+    query = query.order_by(col(Case.updated_at).desc()).limit(limit)
+    return list((await session.exec(query)).all())
+
+
+async def participants(session: AsyncSession, case_id: uuid.UUID) -> list[str]:
+    query = select(CaseParticipant.agency_id).where(CaseParticipant.case_id == case_id)
+    return list((await session.exec(query)).all())
+
+
+def case_status(
+    catalog: Catalog,
+    case: Case,
+    *,
+    lang: str = "nl",
+    today: dt.date | None = None,
+    timezone: str = "Europe/Amsterdam",
+) -> StatusView:
+    """Where the case stands, computed from its state (stage k of n, next step, dates)."""
+    return status_view(
+        definition_of(catalog, case), state_of(case), today or local_today(timezone), lang
+    )
+
+
+async def get_case(session: AsyncSession, case_id: uuid.UUID) -> Case:
+    case = await session.get(Case, case_id)
+    if case is None:
+        raise NotFound("No such case.")
+    return case

@@ -1,0 +1,160 @@
+"""The delivery worker: claims due outbox rows, sends them through the channel adapters,
+records what happened, and fires due timers.
+
+In the embedded default it runs inside ``hub serve``; in production as ``hub worker``
+processes. The database session is closed before a provider is called, so a slow provider
+never holds a connection; a claim expires, so a crashed worker's rows are taken up again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+from sqlmodel import col, or_, select
+
+from hub.db import Database, utcnow
+from hub.events.fanout import Broker
+from hub.models import Message, OutboxItem
+from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
+from hub.timers.service import fire_due_timers
+from journeys.catalog import Catalog
+
+log = logging.getLogger("hub.delivery")
+
+CLAIM_SECONDS = 120
+MAX_ATTEMPTS = 8
+
+
+def backoff(attempts: int) -> dt.timedelta:
+    """2, 4, 8 … seconds, capped at an hour."""
+    return dt.timedelta(seconds=min(2**attempts, 3600))
+
+
+async def claim_due(database: Database, *, limit: int = 20) -> list[Outbound]:
+    """Mark up to ``limit`` due rows as claimed by this worker and return what to send."""
+    now = utcnow()
+    async with database.session() as session:
+        query = (
+            select(OutboxItem)
+            .where(col(OutboxItem.status).in_(["pending", "sending"]))
+            .where(OutboxItem.next_attempt_at <= now)
+            .where(or_(col(OutboxItem.claimed_until).is_(None), OutboxItem.claimed_until < now))
+            .order_by(col(OutboxItem.next_attempt_at))
+            .limit(limit)
+        )
+        if database.dialect == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        items = list((await session.exec(query)).all())
+        for item in items:
+            item.status = "sending"
+            item.claimed_until = now + dt.timedelta(seconds=CLAIM_SECONDS)
+            item.updated_at = now
+            session.add(item)
+        return [
+            Outbound(
+                id=i.id,
+                channel=i.channel,
+                recipient=i.recipient,
+                subject=i.subject,
+                body=i.body,
+                language=i.language,
+                template=i.template,
+            )
+            for i in items
+        ]
+
+
+async def record(
+    database: Database, item_id: uuid.UUID, report: DeliveryReport | None, error: str | None = None
+) -> None:
+    """Write the outcome of one attempt; a temporary error is retried until the budget ends."""
+    now = utcnow()
+    async with database.session() as session:
+        item = await session.get(OutboxItem, item_id)
+        if item is None:
+            return
+        item.attempts += 1
+        item.claimed_until = None
+        item.updated_at = now
+        if report is not None:
+            item.status = report.status
+            item.provider = report.provider
+            item.provider_id = report.provider_id
+            item.last_error = report.detail
+        elif item.attempts >= MAX_ATTEMPTS:
+            item.status = "technical-failure"
+            item.last_error = error
+        else:
+            item.status = "sending"
+            item.last_error = error
+            item.next_attempt_at = now + backoff(item.attempts)
+        session.add(item)
+        if item.message_id is not None:
+            message = await session.get(Message, item.message_id)
+            if message is not None:
+                message.delivery_status = item.status
+                session.add(message)
+
+
+async def deliver_once(database: Database, adapters: AdapterRegistry, *, limit: int = 20) -> int:
+    """Send what is due now; returns how many rows were attempted."""
+    batch = await claim_due(database, limit=limit)
+    for message in batch:
+        adapter = adapters.get(message.channel)
+        if adapter is None:
+            await record(
+                database,
+                message.id,
+                DeliveryReport(
+                    status="permanent-failure",
+                    provider="none",
+                    detail=f"no adapter for channel {message.channel}",
+                ),
+            )
+            continue
+        try:
+            report = await adapter.send(message)
+        except TemporaryFailure as failure:
+            await record(database, message.id, None, error=str(failure)[:1000])
+        except Exception as failure:
+            log.warning(
+                "delivery %s via %s failed: %s", message.id, message.channel, type(failure).__name__
+            )
+            await record(database, message.id, None, error=type(failure).__name__)
+        else:
+            await record(database, message.id, report)
+    return len(batch)
+
+
+@dataclass
+class Worker:
+    """Delivery and timers, in a loop until stopped."""
+
+    database: Database
+    adapters: AdapterRegistry
+    catalog: Catalog
+    broker: Broker | None
+    timezone: str
+    interval: float = 1.0
+
+    async def run_once(self) -> int:
+        fired = await fire_due_timers(
+            self.database, catalog=self.catalog, broker=self.broker, timezone=self.timezone
+        )
+        return fired + await deliver_once(self.database, self.adapters)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("worker round failed; retrying")
+                busy = 0
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.interval)

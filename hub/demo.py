@@ -1,0 +1,306 @@
+"""Demo data for development: agencies, teams, staff, citizens, a business, a representative
+with a mandate, and cases in every stage of every journey and with every result.
+
+Loaded by ``hub demo``; refused outside development mode, since its logins are public.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass, field
+from itertools import count
+
+from sqlmodel import select
+
+from hub.agencies.service import (
+    add_processing_activity,
+    add_to_team,
+    create_agency,
+    create_staff,
+    create_team,
+)
+from hub.auth.api_keys import issue_key
+from hub.cases.service import act_on_case, open_case
+from hub.clock import local_today
+from hub.db import Database, utcnow
+from hub.events.service import Actor
+from hub.models import Agency, Case, Mandate, Party, StaffMember
+from hub.parties.service import add_address, bsn_is_valid
+from journeys.catalog import Catalog
+from journeys.engine import Action, Advance, Decide, Extend, RequestInformation, Suspend, Withdraw
+from journeys.model import JourneyDefinition
+
+DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - development demo data, printed on purpose
+WEEKDAYS = {day: [["08:30", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
+
+AGENCIES = {
+    "toeslagen": "Dienst Toeslagen",
+    "uwv": "UWV",
+    "gemeente-utrecht": "Gemeente Utrecht",
+    "rdw": "RDW",
+    "kvk": "Kamer van Koophandel",
+    "belastingdienst": "Belastingdienst",
+}
+ACTIVITIES = {
+    ("toeslagen", "toeslagen-aanvraag"): (
+        "Deciding on and paying allowances",
+        "Algemene wet inkomensafhankelijke regelingen",
+    ),
+    ("uwv", "uwv-ww"): ("Deciding on unemployment benefit", "Werkloosheidswet"),
+    ("uwv", "schuldhulpverlening"): (
+        "Providing income data for debt assistance",
+        "Wet gemeentelijke schuldhulpverlening",
+    ),
+    ("gemeente-utrecht", "omgevingsvergunning"): ("Deciding on building permits", "Omgevingswet"),
+    ("gemeente-utrecht", "parkeren"): ("Parking permits", "Gemeentewet, parkeerverordening"),
+    ("gemeente-utrecht", "schuldhulpverlening"): (
+        "Debt assistance",
+        "Wet gemeentelijke schuldhulpverlening",
+    ),
+    ("rdw", "rdw-rijbewijs"): ("Issuing driving licences", "Wegenverkeerswet 1994"),
+    ("kvk", "kvk-handelsregister"): ("Keeping the trade register", "Handelsregisterwet 2007"),
+    ("belastingdienst", "kvk-handelsregister"): (
+        "Issuing VAT numbers to new businesses",
+        "Wet op de omzetbelasting 1968",
+    ),
+    ("belastingdienst", "schuldhulpverlening"): (
+        "Payment arrangements in debt assistance",
+        "Invorderingswet 1990",
+    ),
+}
+DESK_PURPOSE = (
+    "balie-zoeken",
+    "Finding a visitor's cases at the desk to help or refer them",
+    "Algemene wet bestuursrecht art. 2:3 (doorzenden)",
+)
+STAFF = [
+    ("toeslagen", "sanne@toeslagen.demo", "Sanne de Wit", "agent"),
+    ("toeslagen", "ahmed@toeslagen.demo", "Ahmed El Amrani", "supervisor"),
+    ("uwv", "lotte@uwv.demo", "Lotte Visser", "agent"),
+    ("gemeente-utrecht", "pieter@utrecht.demo", "Pieter Bos", "agent"),
+    ("gemeente-utrecht", "fatima@utrecht.demo", "Fatima Yilmaz", "supervisor"),
+    ("rdw", "joost@rdw.demo", "Joost Smit", "agent"),
+    ("kvk", "eva@kvk.demo", "Eva Mulder", "agent"),
+    ("belastingdienst", "daan@belastingdienst.demo", "Daan Meijer", "admin"),
+]
+CITIZENS = [
+    ("Jan Jansen", "jan@example.nl", "+31612345001", "nl", []),
+    ("Maria Pereira", "maria@example.nl", "+31612345002", "en", []),
+    ("Kees Bakker", "kees@example.nl", "+31612345003", "nl", ["plain_language"]),
+    ("Petra de Vries", "petra@example.nl", "+31612345004", "nl", []),
+]
+BUSINESS = ("Bakkerij De Korenschoof B.V.", "90012345", "info@korenschoof.example.nl")
+
+
+@dataclass
+class DemoSummary:
+    staff: list[tuple[str, str, str, str]] = field(
+        default_factory=list
+    )  # email, name, agency, totp
+    citizens: list[tuple[str, str]] = field(default_factory=list)  # name, email
+    keys: list[tuple[str, str]] = field(default_factory=list)  # agency, key
+    cases: int = 0
+    already_loaded: bool = False
+
+
+def demo_bsns() -> list[str]:
+    """Valid BSNs in the test range 999 99x xxx used by the Dutch government for testing."""
+    return [str(n) for n in range(999990000, 999999999) if bsn_is_valid(str(n))][:20]
+
+
+def paths_to_stages(definition: JourneyDefinition) -> dict[str, list[str]]:
+    """The shortest chain of stage ids from the first stage to each reachable stage."""
+    first = definition.initial_stage.id
+    paths = {first: [first]}
+    queue = deque([first])
+    while queue:
+        current = queue.popleft()
+        for target in definition.stage(current).to:
+            if target not in paths:
+                paths[target] = [*paths[current], target]
+                queue.append(target)
+    return paths
+
+
+def demo_scenarios(definition: JourneyDefinition) -> list[tuple[str, list[Action], int]]:
+    """(label, actions after start, days ago the case started): every stage, every result,
+    and a case waiting for the citizen, one suspended and one extended."""
+    paths = paths_to_stages(definition)
+    scenarios: list[tuple[str, list[Action], int]] = []
+    day = dt.date(2000, 1, 1)  # placeholder; dates are set when played
+
+    def walk(path: list[str]) -> list[Action]:
+        return [Advance(on=day, to=stage) for stage in path[1:]]
+
+    for index, stage in enumerate(definition.stages):
+        if stage.id in paths:
+            scenarios.append((f"stage:{stage.id}", walk(paths[stage.id]), 5 + 4 * index))
+    for result in definition.results:
+        if result.id == "withdrawn":
+            scenarios.append(("result:withdrawn", [Withdraw(on=day, reason="Not needed")], 20))
+            continue
+        deciding = next((s for s in definition.stages if result.id in s.decides), None)
+        if deciding is not None and deciding.id in paths:
+            actions = [*walk(paths[deciding.id]), Decide(on=day, result=result.id)]
+            scenarios.append((f"result:{result.id}", actions, 60))
+    government = next(
+        (s for s in definition.stages if s.turn == "government" and s.id in paths), None
+    )
+    if government is not None:
+        base = walk(paths[government.id])
+        scenarios.append(
+            (
+                "waiting",
+                [*base, RequestInformation(on=day, what="De ontbrekende gegevens uit de toelichting bij uw zaak")],
+                12,
+            )
+        )
+        scenarios.append(
+            ("suspended", [*base, Suspend(on=day, reason="Waiting for a court ruling")], 30)
+        )
+        scenarios.append(
+            (
+                "extended",
+                [*base, Extend(on=day, reason="Advice takes longer", days=14, unit="calendar")],
+                40,
+            )
+        )
+    return scenarios
+
+
+def _dated(action: Action, on: dt.date) -> Action:
+    return action.model_copy(update={"on": on})
+
+
+async def load_demo(
+    database: Database, catalog: Catalog, timezone: str = "Europe/Amsterdam"
+) -> DemoSummary:
+    """Fill an empty database with demo data; does nothing when it is already there."""
+    summary = DemoSummary()
+    async with database.session() as session:
+        if await session.get(Agency, "toeslagen") is not None:
+            summary.already_loaded = True
+            return summary
+        for code, name in AGENCIES.items():
+            await create_agency(session, code=code, name=name, opening_hours=WEEKDAYS)
+            await add_processing_activity(
+                session,
+                agency_id=code,
+                code=DESK_PURPOSE[0],
+                purpose=DESK_PURPOSE[1],
+                legal_ground=DESK_PURPOSE[2],
+            )
+            team = await create_team(session, agency_id=code, name="Klantcontact")
+            _, key = await issue_key(session, agency_id=code, name="demo back office")
+            summary.keys.append((code, key))
+            for agency_id, email, display_name, role in STAFF:
+                if agency_id == code:
+                    staff, secret = await create_staff(
+                        session,
+                        agency_id=code,
+                        email=email,
+                        display_name=display_name,
+                        role=role,
+                        password=DEMO_PASSWORD,
+                    )
+                    await add_to_team(session, team_id=team.id or 0, staff=staff)
+                    summary.staff.append((email, display_name, code, secret))
+        for (agency_id, code), (purpose, ground) in ACTIVITIES.items():
+            await add_processing_activity(
+                session, agency_id=agency_id, code=code, purpose=purpose, legal_ground=ground
+            )
+        bsns = iter(demo_bsns())
+        people: list[Party] = []
+        for name, email, phone, lang, needs in CITIZENS:
+            party = Party(
+                kind="person",
+                bsn=next(bsns),
+                name=name,
+                preferred_language=lang,
+                needs=needs,
+                preferred_channel="email",
+                date_of_birth=dt.date(1970 + len(people) * 7, 3 + len(people), 14),
+            )
+            session.add(party)
+            await session.flush()
+            await add_address(session, party_id=party.id, kind="email", value=email, verified=True)
+            await add_address(session, party_id=party.id, kind="phone", value=phone, verified=True)
+            people.append(party)
+            summary.citizens.append((name, email))
+        business = Party(kind="business", kvk_number=BUSINESS[1], name=BUSINESS[0])
+        session.add(business)
+        await session.flush()
+        await add_address(
+            session, party_id=business.id, kind="email", value=BUSINESS[2], verified=True
+        )
+        summary.citizens.append((BUSINESS[0], BUSINESS[2]))
+        jan, maria, kees, petra = people
+        session.add(
+            Mandate(
+                representative_id=petra.id,
+                party_id=kees.id,
+                all_journeys=False,
+                journeys=["schuldhulp", "huurtoeslag"],
+                valid_until=utcnow() + dt.timedelta(days=365),
+            )
+        )
+        owners = {
+            agency: (
+                await session.exec(select(StaffMember).where(StaffMember.agency_id == agency))
+            ).first()
+            for agency in AGENCIES
+        }
+        today = local_today(timezone)
+        numbers = count()
+        for definition in catalog.all():
+            holder_cycle = [business] if definition.id == "kvk-inschrijving" else [jan, maria, kees]
+            if definition.id == "schuldhulp":
+                holder_cycle = [kees, jan]
+            owner = owners.get(definition.agency)
+            actor = (
+                Actor(
+                    kind="staff",
+                    id=str(owner.id),
+                    name=owner.display_name,
+                    agency_id=definition.agency,
+                )
+                if owner
+                else Actor.system()
+            )
+            for index, (label, actions, days_ago) in enumerate(demo_scenarios(definition)):
+                party = holder_cycle[index % len(holder_cycle)]
+                started = today - dt.timedelta(days=days_ago)
+                case = await open_case(
+                    session,
+                    catalog=catalog,
+                    journey_id=definition.id,
+                    party=party,
+                    actor=actor,
+                    channel="portal",
+                    timezone=timezone,
+                    today=started,
+                )
+                step = max(1, days_ago // (len(actions) + 1))
+                for number, action in enumerate(actions, start=1):
+                    on = min(today, started + dt.timedelta(days=step * number))
+                    await act_on_case(
+                        session,
+                        catalog=catalog,
+                        case=case,
+                        action=_dated(action, on),
+                        actor=actor,
+                        timezone=timezone,
+                    )
+                if owner and label != "stage:" + definition.initial_stage.id:
+                    case.owner_id = owner.id
+                session.add(case)
+                next(numbers)
+        summary.cases = next(numbers)
+        summary.staff.sort()
+        return summary
+
+
+async def demo_case_count(database: Database) -> int:
+    async with database.session() as session:
+        return len((await session.exec(select(Case.id))).all())
