@@ -130,8 +130,8 @@ def _read(path: Path) -> tuple[JourneyDefinition | None, list[Problem]]:
     except ValidationError as error:
         problems = []
         for detail in error.errors():
-            message = detail["msg"]
-            if detail["type"] not in {"missing", "extra_forbidden"}:
+            message = detail["msg"].removeprefix("Value error, ")
+            if not isinstance(detail["input"], dict | list) and detail["type"] != "missing":
                 message += f" (found {detail['input']!r})"
             problems.append(Problem(file, _field_name(detail["loc"], raw), message))
         return None, problems
