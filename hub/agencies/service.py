@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.auth.passwords import hash_password
 from hub.auth.totp import new_totp_secret
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.models import Agency, ApiKey, ProcessingActivity, StaffMember, Team, TeamMembership
+from hub.models import Agency, ProcessingActivity, StaffMember, Team, TeamMembership
 
 Role = Literal["agent", "supervisor", "admin"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -182,11 +182,4 @@ async def list_processing_activities(
         .where(ProcessingActivity.agency_id == agency.id)
         .order_by(col(ProcessingActivity.code))
     )
-    return list((await session.exec(query)).all())
-
-
-async def list_api_keys(session: AsyncSession, *, agency_id: str) -> list[ApiKey]:
-    """The agency's API keys, revoked ones included, oldest first (hashes only, never keys)."""
-    agency = await get_agency(session, agency_id)
-    query = select(ApiKey).where(ApiKey.agency_id == agency.id).order_by(col(ApiKey.created_at))
     return list((await session.exec(query)).all())

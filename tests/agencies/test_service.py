@@ -13,7 +13,6 @@ from hub.agencies.service import (
     create_team,
     get_agency,
     list_agencies,
-    list_api_keys,
     list_processing_activities,
 )
 from hub.auth.passwords import verify_password
@@ -154,10 +153,3 @@ async def test_processing_activities_are_registered_per_agency(session: AsyncSes
             session, agency_id="gemeente-utrecht", code="afval", purpose="x", legal_ground=" "
         )
 
-
-async def test_list_api_keys_of_an_agency_without_keys(session: AsyncSession) -> None:
-    await create_agency(session, code="rdw", name="RDW")
-
-    assert await list_api_keys(session, agency_id="rdw") == []
-    with pytest.raises(NotFound):
-        await list_api_keys(session, agency_id="nope")
