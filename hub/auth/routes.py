@@ -1,0 +1,161 @@
+"""Login and logout for citizens and staff, and ``GET /api/me``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import JSONResponse
+
+from hub.access.service import represented_parties
+from hub.auth.citizens import CodeRequestsExhausted, request_login_code, verify_login_code
+from hub.auth.dependencies import (
+    SESSION_COOKIE,
+    CurrentViewer,
+    presented_credential,
+)
+from hub.auth.schemas import (
+    AgencyRef,
+    CodeLogin,
+    CodeRequest,
+    CodeRequested,
+    Me,
+    PartyRef,
+    Representation,
+    SessionCreated,
+    StaffLogin,
+)
+from hub.auth.sessions import resolve_session, revoke_session
+from hub.auth.staff import login_staff
+from hub.config import Settings
+from hub.dependencies import SessionDep, SettingsDep
+from hub.errors import HubError, InvalidInput, NotAuthenticated, problem
+from hub.models import Agency, LoginSession, Party
+
+router = APIRouter(prefix="/api", tags=["auth"])
+
+
+def _problem_response(request: Request, error: HubError) -> JSONResponse:
+    response = problem(
+        error.status,
+        error.title,
+        error.detail,
+        error.type_suffix,
+        request.url.path,
+        **error.extra,
+    )
+    if error.status == status.HTTP_401_UNAUTHORIZED:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, CodeRequestsExhausted):
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _session_response(login: LoginSession, token: str, settings: Settings) -> JSONResponse:
+    body = SessionCreated(token=token, expires_at=login.expires_at)
+    response = JSONResponse(body.model_dump(mode="json"))
+    response.headers["Cache-Control"] = "no-store"
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+    return response
+
+
+@router.post(
+    "/auth/citizen/code",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CodeRequested,
+    responses={429: {"description": "Too many codes asked for this address (Retry-After)."}},
+)
+async def ask_login_code(
+    body: CodeRequest, request: Request, session: SessionDep, settings: SettingsDep
+) -> CodeRequested | JSONResponse:
+    """Send a one-time login code to a verified address. The answer does not say whether
+    the address is known."""
+    try:
+        await request_login_code(session, email_or_phone=body.address, settings=settings)
+    except CodeRequestsExhausted as error:
+        return _problem_response(request, error)
+    return CodeRequested()
+
+
+@router.post("/auth/citizen/session", response_model=SessionCreated)
+async def log_in_with_code(
+    body: CodeLogin, request: Request, session: SessionDep, settings: SettingsDep
+) -> JSONResponse:
+    try:
+        login, token = await verify_login_code(
+            session, email_or_phone=body.address, code=body.code, settings=settings
+        )
+    except (NotAuthenticated, InvalidInput) as error:
+        # Returned, not raised, so the request's transaction commits the counted wrong try.
+        return _problem_response(request, error)
+    return _session_response(login, token, settings)
+
+
+@router.post("/auth/staff/session", response_model=SessionCreated)
+async def log_in_staff(
+    body: StaffLogin, session: SessionDep, settings: SettingsDep
+) -> JSONResponse:
+    login, token = await login_staff(
+        session,
+        email=body.email,
+        password=body.password,
+        totp_code=body.totp,
+        hours=settings.session_hours,
+    )
+    return _session_response(login, token, settings)
+
+
+@router.delete("/auth/session", status_code=status.HTTP_204_NO_CONTENT)
+async def log_out(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """End the caller's session and clear the cookie. Logging out twice is not an error; an API
+    key is not ended this way."""
+    credential = presented_credential(request)
+    if credential is not None and credential[0] == "api_key":
+        raise InvalidInput("An API key is not a session: revoke the key instead.")
+    if credential is not None:
+        login = await resolve_session(session, credential[1])
+        if login is not None:
+            await revoke_session(session, login)
+    response = Response(status_code=status.HTTP_204_NO_CONTENT)
+    response.delete_cookie(
+        SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=settings.cookie_secure
+    )
+    return response
+
+
+@router.get("/me", response_model=Me)
+async def who_am_i(viewer: CurrentViewer, session: SessionDep) -> Me:
+    """Who the caller is; for a citizen also the parties they may act for."""
+    me = Me(
+        kind=viewer.kind,
+        id=viewer.id,
+        name=viewer.name,
+        identified_by=viewer.identified_by,
+        role=viewer.role,
+    )
+    if viewer.party_id is not None:
+        party = await session.get(Party, viewer.party_id)
+        if party is not None:
+            me.party = PartyRef(id=party.id, name=party.name, kind=party.kind)
+        for mandate in await represented_parties(session, viewer.party_id):
+            represented = await session.get(Party, mandate.party_id)
+            if represented is None:
+                continue
+            me.represents.append(
+                Representation(
+                    party=PartyRef(id=represented.id, name=represented.name, kind=represented.kind),
+                    all_journeys=mandate.all_journeys,
+                    journeys=list(mandate.journeys),
+                    valid_until=mandate.valid_until,
+                )
+            )
+    if viewer.agency_id is not None:
+        agency = await session.get(Agency, viewer.agency_id)
+        me.agency = AgencyRef(id=viewer.agency_id, name=agency.name if agency else viewer.agency_id)
+    return me
