@@ -590,3 +590,14 @@ def test_parse_action_refuses_unknown_kinds_and_missing_fields() -> None:
         parse_action({"kind": "approve", "on": "2026-01-05"})
     with pytest.raises(ValidationError):
         parse_action({"kind": "advance", "on": "2026-01-05"})
+
+
+def test_case_state_survives_a_json_round_trip() -> None:
+    definition = journey("dakkapel")
+    state = run(
+        definition,
+        Start(on=MONDAY),
+        Extend(on=MONDAY, reason="advies", days=14, unit="calendar"),
+        Suspend(on=date(2026, 1, 7), reason="bezwaar buren"),
+    ).state
+    assert CaseState.model_validate(state.model_dump(mode="json")) == state
