@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -39,17 +40,25 @@ def upgrade(database_url: str, *, revision: str = "head", verbose: bool = False)
     separate thread that this call waits for (so the calling loop is blocked meanwhile; from
     async code prefer :func:`upgrade_async`).
     """
-    config = alembic_config(database_url, configure_logging=verbose)
+    _run(command.upgrade, alembic_config(database_url, configure_logging=verbose), revision)
+
+
+def downgrade(database_url: str, *, revision: str, verbose: bool = False) -> None:
+    """Take the database back to ``revision`` ("base": no tables). Runs as :func:`upgrade`."""
+    _run(command.downgrade, alembic_config(database_url, configure_logging=verbose), revision)
+
+
+def _run(step: Callable[[Config, str], None], config: Config, revision: str) -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        command.upgrade(config, revision)
+        step(config, revision)
         return
     errors: list[BaseException] = []
 
     def run() -> None:
         try:
-            command.upgrade(config, revision)
+            step(config, revision)
         except BaseException as error:  # re-raised in the calling thread
             errors.append(error)
 
@@ -75,6 +84,7 @@ def head_revision() -> str | None:
 __all__ = [
     "ALEMBIC_INI",
     "alembic_config",
+    "downgrade",
     "head_revision",
     "upgrade",
     "upgrade_async",
