@@ -81,9 +81,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         response.headers["X-Request-ID"] = rid
         return response
 
+    from hub.access.routes import router as access_router
     from hub.auth.routes import router as auth_router
     from hub.cases.routes import router as cases_router
+    from hub.parties.routes import router as parties_router
 
     app.include_router(cases_router)
+    app.include_router(parties_router)
+    app.include_router(access_router)
     app.include_router(auth_router)
     return app

@@ -6,7 +6,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.service import Viewer, case_for_viewer, record_access
@@ -16,7 +16,7 @@ from hub.cases.schemas import ActionIn, CaseOpen, CaseOut, ContactOut, EventOut,
 from hub.clock import local_today
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotFound
-from hub.events.service import events_after
+from hub.events.service import append_event, events_after
 from hub.models import Agency, Case, Party, StaffMember
 from hub.parties.service import find_or_create_party
 from journeys.engine import parse_action
@@ -256,3 +256,31 @@ async def my_cases(
         await _case_out(session, case, catalog=catalog, lang=language, timezone=settings.timezone)
         for case in await service.cases_of_party(session, citizen.party_id)
     ]
+
+
+class NoteIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/cases/{case_id}/notes", status_code=status.HTTP_201_CREATED)
+async def add_note(
+    case_id: uuid.UUID,
+    body: NoteIn,
+    staff: CurrentStaffOrAgency,
+    session: SessionDep,
+    broker: BrokerDep,
+) -> EventOut:
+    """An internal note: staff of the agencies on the case see it, the citizen never does."""
+    case, _ = await case_for_viewer(session, staff, case_id, for_update=True)
+    event = await append_event(
+        session,
+        case_id=case.id,
+        kind="note",
+        actor=staff.actor(),
+        payload={"text": body.text},
+        audience="staff",
+        broker=broker,
+    )
+    return EventOut.of(event)

@@ -54,37 +54,6 @@ class ActionIn(BaseModel):
     on: dt.date | None = None
 
 
-class StageOut(BaseModel):
-    id: str
-    name: str
-    state: str
-
-
-class FollowUpOut(BaseModel):
-    kind: str
-    text: str
-    until: dt.date | None
-
-
-class StatusOut(BaseModel):
-    stage_index: int
-    stage_count: int
-    stages: list[StageOut]
-    turn: str
-    now: str
-    next: str
-    expected_completion: dt.date | None
-    overdue: bool
-    citizen_deadline: dt.date | None
-    result: str | None
-    result_text: str | None
-    follow_ups: list[FollowUpOut]
-
-    @classmethod
-    def of(cls, view: StatusView) -> StatusOut:
-        return cls.model_validate(view, from_attributes=True)
-
-
 class ContactOut(BaseModel):
     """Who the citizen deals with: the named contact person and their agency."""
 
@@ -112,7 +81,9 @@ class CaseOut(BaseModel):
     updated_at: dt.datetime
     closed_at: dt.datetime | None
     last_seq: int
-    status_view: StatusOut | None = None
+    status_view: StatusView | None = Field(
+        None, description="Where the case stands: stage k of n, whose turn, what next, dates."
+    )
 
     @classmethod
     def of(
@@ -143,7 +114,7 @@ class CaseOut(BaseModel):
             updated_at=case.updated_at,
             closed_at=case.closed_at,
             last_seq=case.last_seq,
-            status_view=StatusOut.of(view) if view else None,
+            status_view=view,
         )
 
 

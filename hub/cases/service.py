@@ -53,12 +53,12 @@ async def next_reference(session: AsyncSession, journey_id: str, year: int) -> s
     """A human-readable, unique case reference such as ``HU-2026-000123``."""
     prefix = reference_prefix(journey_id)
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    await session.execute(
+    await session.exec(
         insert(ReferenceCounter)
         .values(prefix=prefix, year=year, last=0)
         .on_conflict_do_nothing(index_elements=["prefix", "year"])
     )
-    result = await session.execute(
+    result = await session.exec(
         update(ReferenceCounter)
         .where(col(ReferenceCounter.prefix) == prefix, col(ReferenceCounter.year) == year)
         .values(last=ReferenceCounter.last + 1)
@@ -223,7 +223,7 @@ async def _carry_out(
 
 
 async def _cancel_timers(session: AsyncSession, case_id: uuid.UUID, kind: str) -> None:
-    await session.execute(
+    await session.exec(
         update(Timer)
         .where(
             col(Timer.case_id) == case_id,

@@ -53,7 +53,7 @@ async def append_event(
 
     The event is published to ``broker`` only after the session commits.
     """
-    result = await session.execute(
+    result = await session.exec(
         update(Case)
         .where(col(Case.id) == case_id)
         .values(last_seq=Case.last_seq + 1, updated_at=utcnow())
