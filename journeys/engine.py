@@ -7,8 +7,8 @@ effects: it records events, writes notifications to the outbox and keeps timers.
 Notifications name a message template; the engine may ask for these:
 `case_started`, `stage_entered`, `information_requested`, `deadline_passed`,
 `case_suspended`, `case_resumed`, `case_extended`, `case_decided`, `case_withdrawn`.
-The only timer is `citizen_deadline`, due on the first day after the citizen's deadline;
-when it fires the hub applies `DeadlinePassed`.
+The only timer is `citizen_deadline`; its `due_on` is the citizen's last day to respond, so
+the hub fires it when the next day begins and then applies `DeadlinePassed`.
 """
 
 from datetime import date, timedelta
@@ -338,7 +338,7 @@ def _request_information(
         (
             RecordEvent(kind="information_requested", payload=details, audience="citizen"),
             NotifyCitizen(template="information_requested", params=details),
-            SetTimer(kind=CITIZEN_DEADLINE_TIMER, due_on=deadline + timedelta(days=1)),
+            SetTimer(kind=CITIZEN_DEADLINE_TIMER, due_on=deadline),
         ),
     )
 

@@ -273,7 +273,7 @@ def test_request_information_stops_the_clock_until_provided() -> None:
     assert state.status == "waiting_for_citizen"
     assert state.citizen_deadline == date(2026, 1, 26)  # 14 calendar days
     assert state.information_requested == "huurcontract"
-    assert SetTimer(kind="citizen_deadline", due_on=date(2026, 1, 27)) in outcome.effects
+    assert SetTimer(kind="citizen_deadline", due_on=date(2026, 1, 26)) in outcome.effects
     assert [n.template for n in of_type(outcome.effects, NotifyCitizen)] == [
         "information_requested"
     ]
