@@ -10,7 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.auth.api_keys import issue_key
 from hub.auth.passwords import hash_password
-from hub.auth.sessions import create_session
+from hub.auth.sessions import SubjectKind, create_session
 from hub.auth.totp import new_totp_secret
 from hub.db import Database, utcnow
 from hub.models import (
@@ -124,7 +124,7 @@ async def make_mandate(
     return mandate
 
 
-async def token_for(database: Database, kind: str, subject_id: uuid.UUID) -> str:
+async def token_for(database: Database, kind: SubjectKind, subject_id: uuid.UUID) -> str:
     """A logged-in session token for a party ("citizen") or staff member ("staff")."""
     async with database.session() as session:
         _, token = await create_session(
@@ -132,7 +132,7 @@ async def token_for(database: Database, kind: str, subject_id: uuid.UUID) -> str
             subject_kind=kind,
             subject_id=subject_id,
             identified_by="test",
-            hours=1,  # type: ignore[arg-type]
+            hours=1,
         )
     return token
 
