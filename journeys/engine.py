@@ -374,14 +374,11 @@ def _deadline_passed(state: CaseState, action: DeadlinePassed) -> Outcome:
     deadline = state.citizen_deadline
     if state.status != "waiting_for_citizen" or deadline is None:
         raise IllegalAction(state.stage, action.kind, "the case is not waiting for the citizen")
-    if action.on <= deadline:
-        raise IllegalAction(
-            state.stage,
-            action.kind,
-            f"the citizen may still respond until {deadline.isoformat()}",
-        )
-    # The clock stood still until the deadline, not until the timer happened to fire.
-    new_state = state.model_copy(update=_resumed(state, deadline + timedelta(days=1)))
+    # The clock stood still until the deadline passed, not until a late timer happened to fire.
+    # An earlier date is taken as given: staff may close the wait when the citizen says the
+    # information will not come.
+    resumed_on = min(action.on, deadline + timedelta(days=1))
+    new_state = state.model_copy(update=_resumed(state, resumed_on))
     details: dict[str, JsonValue] = {
         "what": state.information_requested,
         "deadline": deadline.isoformat(),

@@ -313,8 +313,8 @@ def test_deadline_passed_resumes_the_clock_at_the_deadline() -> None:
     state = apply(
         definition, started(definition), RequestInformation(on=date(2026, 1, 12), what="x")
     ).state
-    with pytest.raises(IllegalAction, match="may still respond until 2026-01-26"):
-        apply(definition, state, DeadlinePassed(on=date(2026, 1, 26)))
+    on_time = apply(definition, state, DeadlinePassed(on=date(2026, 1, 27)))
+    assert on_time.state.suspended_days == 15
     # The worker fires late; the clock still only stood still until the deadline passed.
     outcome = apply(definition, state, DeadlinePassed(on=date(2026, 1, 30)))
     assert outcome.state.status == "open"
@@ -335,6 +335,18 @@ def test_deadline_passed_resumes_the_clock_at_the_deadline() -> None:
     )
     assert decided.state.result == "rejected"
     assert decided.state.suspended_days == 15
+
+
+def test_deadline_declared_passed_early_stops_the_wait_that_day() -> None:
+    definition = journey("huurtoeslag")
+    state = apply(
+        definition, started(definition), RequestInformation(on=date(2026, 1, 12), what="x")
+    ).state
+    outcome = apply(definition, state, DeadlinePassed(on=date(2026, 1, 16)))
+    assert outcome.state.status == "open"
+    assert outcome.state.suspended_days == 4
+    with pytest.raises(IllegalAction, match="not waiting for the citizen"):
+        apply(definition, outcome.state, DeadlinePassed(on=date(2026, 1, 27)))
 
 
 def test_suspension_moves_the_expected_date_by_the_suspended_days() -> None:
