@@ -122,14 +122,6 @@ async def open_case(
     for agency_id in definition.participating_agencies:
         if await session.get(Agency, agency_id) is not None:
             session.add(CaseParticipant(case_id=case.id, agency_id=agency_id))
-    await append_event(
-        session,
-        case_id=case.id,
-        kind="case_opened",
-        actor=actor,
-        payload={"reference": case.reference, "journey": journey_id, "channel": channel},
-        broker=broker,
-    )
     await _carry_out(
         session,
         case=case,
@@ -139,6 +131,7 @@ async def open_case(
         actor=actor,
         broker=broker,
         timezone=timezone,
+        opened={"reference": case.reference, "channel": channel},
     )
     return case
 
@@ -199,15 +192,19 @@ async def _carry_out(
     actor: Actor,
     broker: Broker | None,
     timezone: str,
+    opened: dict[str, Any] | None = None,
 ) -> None:
     for effect in effects:
         if isinstance(effect, RecordEvent):
+            payload = dict(effect.payload)
+            if effect.kind == "case_started" and opened:
+                payload.update(opened)
             await append_event(
                 session,
                 case_id=case.id,
                 kind=effect.kind,
                 actor=actor,
-                payload=effect.payload,
+                payload=payload,
                 audience=effect.audience,
                 broker=broker,
             )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import logging
 import uuid
 
 from sqlmodel import col, select
@@ -16,6 +16,8 @@ from hub.events.service import Actor
 from hub.models import Case, Timer
 from journeys.catalog import Catalog
 from journeys.engine import DeadlinePassed
+
+log = logging.getLogger("hub.timers")
 
 CITIZEN_DEADLINE = "citizen_deadline"
 
@@ -53,8 +55,7 @@ async def fire_timer(
         if timer.kind == CITIZEN_DEADLINE and timer.case_id is not None:
             case = await session.get(Case, timer.case_id, with_for_update=True)
             if case is not None:
-                # The case may have moved on (information came in) before the timer fired.
-                with contextlib.suppress(Conflict):
+                try:
                     await act_on_case(
                         session,
                         catalog=catalog,
@@ -64,6 +65,9 @@ async def fire_timer(
                         broker=broker,
                         timezone=timezone,
                     )
+                except Conflict as refused:
+                    # The case moved on (information came in) before the timer fired.
+                    log.info("timer %s on case %s not applied: %s", timer.id, case.id, refused)
         return True
 
 
