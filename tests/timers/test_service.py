@@ -9,6 +9,7 @@ import httpx
 from sqlmodel import select
 
 from hub.app import build_adapters
+from hub.clock import local_today
 from hub.db import Database, utcnow
 from hub.delivery.worker import Worker
 from hub.models import Case, OutboxItem, Timer
@@ -40,11 +41,12 @@ async def test_a_passed_deadline_fires_once_and_the_case_goes_on(
         stored = await session.get(Case, uuid.UUID(case["id"]))
         assert stored is not None
         # Time passes: shift the request back so its deadline lies behind us.
+        today = local_today("Europe/Amsterdam")
         shifted = {
-            "citizen_deadline": (dt.date.today() - dt.timedelta(days=2)).isoformat(),
-            "suspended_since": (dt.date.today() - dt.timedelta(days=10)).isoformat(),
-            "started_on": (dt.date.today() - dt.timedelta(days=12)).isoformat(),
-            "stage_entered_on": (dt.date.today() - dt.timedelta(days=12)).isoformat(),
+            "citizen_deadline": (today - dt.timedelta(days=2)).isoformat(),
+            "suspended_since": (today - dt.timedelta(days=10)).isoformat(),
+            "started_on": (today - dt.timedelta(days=12)).isoformat(),
+            "stage_entered_on": (today - dt.timedelta(days=12)).isoformat(),
         }
         stored.state = {**stored.state, **shifted}
         session.add(stored)
