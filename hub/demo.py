@@ -31,6 +31,7 @@ from journeys.catalog import Catalog
 from journeys.engine import Action, Advance, Decide, Extend, RequestInformation, Suspend, Withdraw
 from journeys.model import JourneyDefinition
 
+MISSING_INFORMATION = "De ontbrekende gegevens uit de toelichting bij uw zaak"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - development demo data, printed on purpose
 WEEKDAYS = {day: [["08:30", "17:00"]] for day in ("mon", "tue", "wed", "thu", "fri")}
 
@@ -152,7 +153,7 @@ def demo_scenarios(definition: JourneyDefinition) -> list[tuple[str, list[Action
         scenarios.append(
             (
                 "waiting",
-                [*base, RequestInformation(on=day, what="De ontbrekende gegevens uit de toelichting bij uw zaak")],
+                [*base, RequestInformation(on=day, what=MISSING_INFORMATION)],
                 12,
             )
         )
