@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response, status
-from fastapi.responses import JSONResponse
+import hashlib
+import hmac
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import JSONResponse, RedirectResponse
 
 from hub.access.service import represented_parties
 from hub.auth.citizens import CodeRequestsExhausted, request_login_code, verify_login_code
@@ -12,6 +17,7 @@ from hub.auth.dependencies import (
     CurrentViewer,
     presented_credential,
 )
+from hub.auth.oidc import HttpIdentityProvider, IdentityProvider, login_with_identity
 from hub.auth.schemas import (
     AgencyRef,
     CodeLogin,
@@ -27,7 +33,7 @@ from hub.auth.sessions import resolve_session, revoke_session
 from hub.auth.staff import login_staff
 from hub.config import Settings
 from hub.dependencies import SessionDep, SettingsDep
-from hub.errors import HubError, InvalidInput, NotAuthenticated, problem
+from hub.errors import HubError, InvalidInput, NotAuthenticated, NotFound, problem
 from hub.models import Agency, LoginSession, Party
 
 router = APIRouter(prefix="/api", tags=["auth"])
@@ -159,3 +165,83 @@ async def who_am_i(viewer: CurrentViewer, session: SessionDep) -> Me:
         agency = await session.get(Agency, viewer.agency_id)
         me.agency = AgencyRef(id=viewer.agency_id, name=agency.name if agency else viewer.agency_id)
     return me
+
+
+OIDC_COOKIE = "hub_oidc"
+OIDC_COOKIE_PATH = "/api/auth/oidc"
+OIDC_COOKIE_SECONDS = 600
+
+
+async def get_identity_provider(request: Request, settings: SettingsDep) -> IdentityProvider:
+    """The configured OpenID Connect provider; NotFound when ``oidc_issuer`` is not set."""
+    if not settings.oidc_issuer:
+        raise NotFound("Login through an identity provider is not configured.")
+    provider: IdentityProvider | None = getattr(request.app.state, "identity_provider", None)
+    if provider is None:
+        http_provider = HttpIdentityProvider.from_settings(settings)
+        await http_provider.discover()
+        request.app.state.identity_provider = provider = http_provider
+    return provider
+
+
+IdentityProviderDep = Annotated[IdentityProvider, Depends(get_identity_provider)]
+
+
+def _flow_signature(settings: Settings, state: str, nonce: str) -> str:
+    key = settings.secret_key.get_secret_value().encode()
+    return hmac.new(key, f"oidc:{state}.{nonce}".encode(), hashlib.sha256).hexdigest()
+
+
+@router.get("/auth/oidc/login", status_code=status.HTTP_303_SEE_OTHER)
+async def start_oidc_login(provider: IdentityProviderDep, settings: SettingsDep) -> Response:
+    """Send the browser to the identity provider (only when ``HUB_OIDC_ISSUER`` is set)."""
+    state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    response = RedirectResponse(
+        provider.authorization_url(state, nonce), status_code=status.HTTP_303_SEE_OTHER
+    )
+    response.set_cookie(
+        OIDC_COOKIE,
+        f"{state}.{nonce}.{_flow_signature(settings, state, nonce)}",
+        max_age=OIDC_COOKIE_SECONDS,
+        path=OIDC_COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+    return response
+
+
+@router.get("/auth/oidc/callback", status_code=status.HTTP_303_SEE_OTHER)
+async def finish_oidc_login(
+    request: Request,
+    provider: IdentityProviderDep,
+    session: SessionDep,
+    settings: SettingsDep,
+    code: Annotated[str, Query(max_length=2048)],
+    state: Annotated[str, Query(max_length=200)],
+) -> Response:
+    """Where the identity provider sends the browser back. The one-use authorization code
+    arrives in the query string, as the protocol has it; PKCE makes it worthless to anyone
+    without this hub's verifier."""
+    state_cookie = request.cookies.get(OIDC_COOKIE, "")
+    parts = state_cookie.split(".")
+    if (
+        len(parts) != 3
+        or not hmac.compare_digest(parts[2], _flow_signature(settings, parts[0], parts[1]))
+        or not hmac.compare_digest(parts[0], state)
+    ):
+        raise NotAuthenticated("This login was not started here, or took too long. Try again.")
+    identity = await provider.complete(code, state=state, nonce=parts[1])
+    _, token = await login_with_identity(session, identity, settings=settings)
+    response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(OIDC_COOKIE, path=OIDC_COOKIE_PATH)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token,
+        max_age=settings.session_hours * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+    return response
