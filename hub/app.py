@@ -89,5 +89,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(cases_router)
     app.include_router(parties_router)
     app.include_router(access_router)
+    if settings.environment in ("development", "test"):
+        from hub.web.dev_outbox import router as dev_outbox_router
+
+        app.include_router(dev_outbox_router)
     app.include_router(auth_router)
     return app
