@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# The quality gate: install with the dev extras, lint, check the import contracts, run every
+# test. Database tests run on SQLite always, and on PostgreSQL (127.0.0.1:5432) and Redis
+# (127.0.0.1:6379) when reachable; with CI=true an unreachable one is a failure.
+# Arguments are passed to pytest (e.g. scripts/test.sh tests/test_cli.py -x).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo "== creating .venv"
+    "$python" -m venv .venv
+fi
+echo "== installing (editable, with dev extras)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+reachable() {
+    .venv/bin/python -c '
+import socket, sys
+try:
+    socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1).close()
+except OSError:
+    sys.exit(1)
+' "$1" "$2"
+}
+
+postgres="not reachable at 127.0.0.1:5432: PostgreSQL tests are skipped"
+redis="not reachable at 127.0.0.1:6379: Redis tests are skipped"
+postgres_up=0
+redis_up=0
+if reachable 127.0.0.1 5432; then postgres="ran (127.0.0.1:5432)"; postgres_up=1; fi
+if reachable 127.0.0.1 6379; then redis="ran (127.0.0.1:6379)"; redis_up=1; fi
+
+backends() {
+    echo "Backends: SQLite ran; PostgreSQL $postgres; Redis $redis."
+}
+
+if [ "${CI:-}" = "true" ] && [ $((postgres_up * redis_up)) -eq 0 ]; then
+    backends
+    echo "CI=true: every backend must be reachable; start them with .ci/run." >&2
+    exit 1
+fi
+
+echo "== ruff check"
+.venv/bin/ruff check .
+echo "== import contracts"
+.venv/bin/lint-imports
+echo "== pytest"
+status=0
+.venv/bin/pytest "$@" || status=$?
+backends
+if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure." >&2
+    exit 1
+fi
+exit "$status"
