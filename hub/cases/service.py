@@ -52,7 +52,7 @@ def reference_prefix(journey_id: str) -> str:
 async def next_reference(session: AsyncSession, journey_id: str, year: int) -> str:
     """A human-readable, unique case reference such as ``HU-2026-000123``."""
     prefix = reference_prefix(journey_id)
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.exec(
         insert(ReferenceCounter)
         .values(prefix=prefix, year=year, last=0)
@@ -62,7 +62,7 @@ async def next_reference(session: AsyncSession, journey_id: str, year: int) -> s
         update(ReferenceCounter)
         .where(col(ReferenceCounter.prefix) == prefix, col(ReferenceCounter.year) == year)
         .values(last=ReferenceCounter.last + 1)
-        .returning(ReferenceCounter.last)
+        .returning(col(ReferenceCounter.last))
     )
     return f"{prefix}-{year}-{result.scalar_one():06d}"
 

@@ -57,7 +57,7 @@ async def append_event(
         update(Case)
         .where(col(Case.id) == case_id)
         .values(last_seq=Case.last_seq + 1, updated_at=utcnow())
-        .returning(Case.last_seq)
+        .returning(col(Case.last_seq))
     )
     seq = result.scalar_one_or_none()
     if seq is None:
