@@ -15,9 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from click.testing import Result
 from sqlmodel import select
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from hub.auth.api_keys import hash_key
 from hub.auth.passwords import verify_password

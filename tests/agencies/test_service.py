@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.agencies.service import (
     add_processing_activity,
@@ -152,4 +152,3 @@ async def test_processing_activities_are_registered_per_agency(session: AsyncSes
         await add_processing_activity(
             session, agency_id="gemeente-utrecht", code="afval", purpose="x", legal_ground=" "
         )
-
