@@ -181,6 +181,52 @@ def serve(
 
 
 @app.command()
+def worker(
+    once: Annotated[
+        bool, typer.Option("--once", help="Do one round of timers and deliveries, then stop.")
+    ] = False,
+) -> None:
+    """Run the delivery worker and durable timers as a process of their own.
+
+    Use it with HUB_RUN_WORKER=false on the `hub serve` processes. Several workers may run
+    side by side on PostgreSQL: they claim outbox rows and timers with SKIP LOCKED.
+    """
+    import signal
+
+    from hub.app import build_adapters
+    from hub.delivery.worker import Worker
+
+    settings = load_settings()
+    if is_embedded(settings):
+        migrate_database(settings)
+
+    async def run() -> None:
+        database = Database(settings.database_url)
+        loop = Worker(
+            database=database,
+            adapters=build_adapters(settings),
+            catalog=_load_catalog(settings.journeys_dir),
+            broker=None,
+            timezone=settings.timezone,
+            interval=settings.worker_interval_seconds,
+        )
+        try:
+            if once:
+                done = await loop.run_once()
+                typer.echo(f"Worker round done: {done} timers fired and deliveries attempted.")
+                return
+            stop = asyncio.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                asyncio.get_running_loop().add_signal_handler(sig, stop.set)
+            typer.echo(f"Worker running on {shown_url(settings.database_url)}; Ctrl-C stops it.")
+            await loop.run(stop)
+        finally:
+            await database.dispose()
+
+    asyncio.run(run())
+
+
+@app.command()
 def migrate() -> None:
     """Bring the database (HUB_DATABASE_URL) up to the newest migration."""
     from hub.migrations import head_revision

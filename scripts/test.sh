@@ -45,6 +45,8 @@ echo "== ruff check"
 .venv/bin/ruff check .
 echo "== import contracts"
 .venv/bin/lint-imports
+echo "== mypy --strict"
+.venv/bin/mypy hub journeys channels
 echo "== pytest"
 status=0
 .venv/bin/pytest "$@" || status=$?

@@ -464,3 +464,27 @@ def test_serve_migrates_the_embedded_database_and_answers(tmp_path: Path) -> Non
         f"Interaction Hub is running at http://127.0.0.1:{port} "
         "(API docs at /docs, development outbox at /dev/outbox)"
     ) in output
+
+
+def test_worker_once_delivers_what_is_due(hub: Any, env: dict[str, str]) -> None:
+    from hub.delivery.service import enqueue
+    from hub.models import OutboxItem
+
+    assert hub("migrate").exit_code == 0
+
+    async def add_and_read(add: bool) -> list[str]:
+        database = Database(env["HUB_DATABASE_URL"])
+        async with database.session() as session:
+            if add:
+                await enqueue(
+                    session, channel="email", recipient="a@example.nl", template="t", body="b"
+                )
+            statuses = [item.status for item in (await session.exec(select(OutboxItem))).all()]
+        await database.dispose()
+        return statuses
+
+    assert asyncio.run(add_and_read(True)) == ["pending"]
+    result = hub("worker", "--once")
+    assert result.exit_code == 0, result.output
+    assert "1 timers fired and deliveries attempted" in result.output
+    assert asyncio.run(add_and_read(False)) == ["delivered"]
