@@ -43,7 +43,9 @@ async def claim_due(database: Database, *, limit: int = 20) -> list[Outbound]:
             select(OutboxItem)
             .where(col(OutboxItem.status).in_(["pending", "sending"]))
             .where(OutboxItem.next_attempt_at <= now)
-            .where(or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now))
+            .where(
+                or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now)
+            )
             .order_by(col(OutboxItem.next_attempt_at))
             .limit(limit)
         )
