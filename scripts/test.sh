@@ -29,7 +29,7 @@ redis="not reachable at 127.0.0.1:6379: Redis tests are skipped"
 postgres_up=0
 redis_up=0
 if reachable 127.0.0.1 5432; then postgres="ran (127.0.0.1:5432)"; postgres_up=1; fi
-if reachable 127.0.0.1 6379; then redis="ran (127.0.0.1:6379)"; redis_up=1; fi
+if reachable 127.0.0.1 6379; then redis="reachable (127.0.0.1:6379)"; redis_up=1; fi
 
 backends() {
     echo "Backends: SQLite ran; PostgreSQL $postgres; Redis $redis."
