@@ -77,20 +77,23 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
 
 
+def problem_response(request: Request, error: HubError) -> JSONResponse:
+    """The problem details response for a domain error, with the headers its status calls for."""
+    response = problem(
+        error.status, error.title, error.detail, error.type_suffix, request.url.path, **error.extra
+    )
+    if error.status == 401:
+        response.headers["WWW-Authenticate"] = "Bearer"
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(HubError)
     async def _hub_error(request: Request, error: HubError) -> JSONResponse:
-        response = problem(
-            error.status,
-            error.title,
-            error.detail,
-            error.type_suffix,
-            request.url.path,
-            **error.extra,
-        )
-        if error.status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
-        return response
+        return problem_response(request, error)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:

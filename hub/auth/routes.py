@@ -33,32 +33,14 @@ from hub.auth.sessions import resolve_session, revoke_session
 from hub.auth.staff import login_staff
 from hub.config import Settings
 from hub.dependencies import SessionDep, SettingsDep
-from hub.errors import HubError, InvalidInput, NotAuthenticated, NotFound, problem
+from hub.errors import InvalidInput, NotAuthenticated, NotFound, problem_response
 from hub.models import Agency, LoginSession, Party
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
 
-def _problem_response(request: Request, error: HubError) -> JSONResponse:
-    response = problem(
-        error.status,
-        error.title,
-        error.detail,
-        error.type_suffix,
-        request.url.path,
-        **error.extra,
-    )
-    if error.status == status.HTTP_401_UNAUTHORIZED:
-        response.headers["WWW-Authenticate"] = "Bearer"
-    if isinstance(error, CodeRequestsExhausted):
-        response.headers["Retry-After"] = str(error.retry_after)
-    return response
-
-
-def _session_response(login: LoginSession, token: str, settings: Settings) -> JSONResponse:
-    body = SessionCreated(token=token, expires_at=login.expires_at)
-    response = JSONResponse(body.model_dump(mode="json"))
-    response.headers["Cache-Control"] = "no-store"
+def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+    """The session cookie: HttpOnly, SameSite=Lax, Secure whenever the hub is served on HTTPS."""
     response.set_cookie(
         SESSION_COOKIE,
         token,
@@ -68,6 +50,13 @@ def _session_response(login: LoginSession, token: str, settings: Settings) -> JS
         samesite="lax",
         secure=settings.cookie_secure,
     )
+
+
+def _session_response(login: LoginSession, token: str, settings: Settings) -> JSONResponse:
+    body = SessionCreated(token=token, expires_at=login.expires_at)
+    response = JSONResponse(body.model_dump(mode="json"))
+    response.headers["Cache-Control"] = "no-store"
+    set_session_cookie(response, token, settings)
     return response
 
 
@@ -85,7 +74,7 @@ async def ask_login_code(
     try:
         await request_login_code(session, email_or_phone=body.address, settings=settings)
     except CodeRequestsExhausted as error:
-        return _problem_response(request, error)
+        return problem_response(request, error)
     return CodeRequested()
 
 
@@ -99,7 +88,7 @@ async def log_in_with_code(
         )
     except (NotAuthenticated, InvalidInput) as error:
         # Returned, not raised, so the request's transaction commits the counted wrong try.
-        return _problem_response(request, error)
+        return problem_response(request, error)
     return _session_response(login, token, settings)
 
 
@@ -235,13 +224,5 @@ async def finish_oidc_login(
     _, token = await login_with_identity(session, identity, settings=settings)
     response = RedirectResponse("/", status_code=status.HTTP_303_SEE_OTHER)
     response.delete_cookie(OIDC_COOKIE, path=OIDC_COOKIE_PATH)
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=settings.session_hours * 3600,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-    )
+    set_session_cookie(response, token, settings)
     return response
