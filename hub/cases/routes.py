@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.access.service import Viewer, case_for_viewer, record_access
+from hub.access.service import Viewer, case_for_viewer, record_access, represented_parties
 from hub.auth.dependencies import CurrentCitizen, CurrentStaffOrAgency, CurrentViewer
 from hub.cases import service
 from hub.cases.schemas import ActionIn, CaseOpen, CaseOut, ContactOut, EventOut, EventsOut
@@ -248,13 +248,35 @@ async def my_cases(
     catalog: CatalogDep,
     settings: SettingsDep,
     lang: Lang = None,
+    party: Annotated[
+        uuid.UUID | None,
+        Query(description="A party the caller represents: their cases within the mandate."),
+    ] = None,
 ) -> list[CaseOut]:
-    """All of the citizen's cases across agencies, each with where it stands."""
+    """All of the citizen's cases across agencies, each with where it stands — or, with
+    ``party``, the cases of someone they represent that their mandates cover."""
     assert citizen.party_id is not None
     language = await _language(session, citizen, lang)
+    if party is None or party == citizen.party_id:
+        cases = await service.cases_of_party(session, citizen.party_id)
+    else:
+        mandates = [
+            m for m in await represented_parties(session, citizen.party_id) if m.party_id == party
+        ]
+        if not mandates:
+            raise NotFound("You do not represent this party.")
+        cases = [
+            case
+            for case in await service.cases_of_party(session, party)
+            if any(m.covers(case.journey_id) for m in mandates)
+        ]
+        for case in cases:
+            await record_access(
+                session, citizen, party_id=party, action="read", data="case", case=case
+            )
     return [
         await _case_out(session, case, catalog=catalog, lang=language, timezone=settings.timezone)
-        for case in await service.cases_of_party(session, citizen.party_id)
+        for case in cases
     ]
 
 

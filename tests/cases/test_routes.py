@@ -175,6 +175,7 @@ async def test_a_representative_acts_within_a_valid_mandate_only(
 ) -> None:
     anna = world["anna"]
     huur = await open_for(client, world["toeslagen_key"], anna)  # type: ignore[arg-type]
+    await open_for(client, world["uwv_key"], anna, "ww-uitkering")  # type: ignore[arg-type]
     async with database.session() as session:
         helper = await make_party(session, "Helper", email="helper@example.nl")
         expired = await make_party(session, "Expired", email="expired@example.nl")
@@ -202,8 +203,17 @@ async def test_a_representative_acts_within_a_valid_mandate_only(
     assert withdrawn.status_code == 200 and withdrawn.json()["result"] == "withdrawn"
     events = await client.get(f"/api/cases/{huur['id']}/events", headers=bearer(helper_token))
     assert any(e["actor_kind"] == "representative" for e in events.json()["events"])
+    listed = await client.get(f"/api/me/cases?party={anna.id}", headers=bearer(helper_token))  # type: ignore[attr-defined]
+    assert [c["id"] for c in listed.json()] == [huur["id"]]
+    log = await client.get("/api/me/access-log", headers=bearer(world["anna_token"]))  # type: ignore[arg-type]
+    assert any(e["who"] == "Helper" and e["actor_kind"] == "representative" for e in log.json())
     for party in (expired, revoked, other_scope):
         token = await token_for(database, "citizen", party.id)
+        listing = await client.get(f"/api/me/cases?party={anna.id}", headers=bearer(token))  # type: ignore[attr-defined]
+        if party is other_scope:  # sees the WW case the mandate covers, not the allowance
+            assert [c["journey"] for c in listing.json()] == ["ww-uitkering"]
+        else:
+            assert listing.status_code == 404, party.name
         refused = await client.get(f"/api/cases/{huur['id']}", headers=bearer(token))
         assert refused.status_code == 404, party.name
 
