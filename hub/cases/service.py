@@ -17,6 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.access.service import visible_agency_filter
 from hub.clock import local_today, start_of_local_day
 from hub.db import utcnow
 from hub.delivery.service import enqueue
@@ -216,7 +217,7 @@ async def _carry_out(
         elif isinstance(effect, CancelTimer):
             await _cancel_timers(session, case.id, effect.kind)
         elif isinstance(effect, NotifyCitizen):
-            await _notify_citizen(session, case, party, definition, effect)
+            await _notify_citizen(session, case, party, definition, effect, timezone)
 
 
 async def _cancel_timers(session: AsyncSession, case_id: uuid.UUID, kind: str) -> None:
@@ -238,6 +239,7 @@ async def _notify_citizen(
     party: Party,
     definition: JourneyDefinition,
     effect: NotifyCitizen,
+    timezone: str,
 ) -> None:
     """Tell the citizen by email when they have a verified address; the portal shows it anyway.
 
@@ -248,7 +250,7 @@ async def _notify_citizen(
     if email is None or "no_digital_contact" in party.needs:
         return
     lang = party.preferred_language
-    view = status_view(definition, state_of(case), local_today("Europe/Amsterdam"), lang)
+    view = status_view(definition, state_of(case), local_today(timezone), lang)
     title = definition.title.get(lang)
     subject = f"{title} — {case.reference}"
     lines = [view.now]
@@ -281,8 +283,6 @@ async def cases_of_party(session: AsyncSession, party_id: uuid.UUID) -> list[Cas
 async def cases_of_agency(
     session: AsyncSession, agency_id: str, *, status: str | None = None, limit: int = 100
 ) -> list[Case]:
-    from hub.access.service import visible_agency_filter
-
     query = select(Case).where(visible_agency_filter(agency_id))  # type: ignore[arg-type]
     if status is not None:
         query = query.where(Case.status == status)
