@@ -11,6 +11,9 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request, Response
 
 from channels.devoutbox.adapter import DevOutboxAdapter
+from channels.email import wiring as email_wiring
+from channels.letter import wiring as letter_wiring
+from channels.sms import wiring as sms_wiring
 from hub.config import Settings, get_settings
 from hub.db import Database
 from hub.delivery.worker import Worker
@@ -20,11 +23,14 @@ from hub.ports import AdapterRegistry
 from journeys.catalog import load_catalog
 
 
-def build_adapters(settings: Settings) -> AdapterRegistry:
+def build_adapters(settings: Settings, database: Database) -> AdapterRegistry:
     """The channel adapters the settings call for; the development outbox for the rest."""
     adapters = AdapterRegistry()
     for channel in ("email", "sms", "letter"):
         adapters.register(DevOutboxAdapter(channel))
+    for wiring in (email_wiring, sms_wiring, letter_wiring):
+        for adapter in wiring.adapters(settings, database):
+            adapters.register(adapter)
     return adapters
 
 
@@ -38,7 +44,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.database = database or Database(settings.database_url)
         app.state.catalog = load_catalog(settings.journeys_dir)
         app.state.broker = MemoryBroker()
-        app.state.adapters = build_adapters(settings)
+        app.state.adapters = build_adapters(settings, app.state.database)
         stop = asyncio.Event()
         worker_task = None
         if settings.run_worker:
@@ -81,14 +87,32 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         response.headers["X-Request-ID"] = rid
         return response
 
+    from channels.email.routes import router as email_router
+    from channels.letter.routes import router as letters_router
+    from channels.sms.routes import router as sms_router
     from hub.access.routes import router as access_router
     from hub.auth.routes import router as auth_router
     from hub.cases.routes import router as cases_router
+    from hub.chat.routes import router as chat_router
+    from hub.desk.routes import router as desk_router
+    from hub.documents.routes import router as documents_router
+    from hub.live.routes import router as live_router
+    from hub.messages.routes import router as messages_router
     from hub.parties.routes import router as parties_router
+    from hub.review.routes import router as review_router
 
     app.include_router(cases_router)
+    app.include_router(messages_router)
+    app.include_router(documents_router)
+    app.include_router(chat_router)
+    app.include_router(live_router)
+    app.include_router(desk_router)
+    app.include_router(review_router)
     app.include_router(parties_router)
     app.include_router(access_router)
+    app.include_router(email_router)
+    app.include_router(sms_router)
+    app.include_router(letters_router)
     if settings.environment in ("development", "test"):
         from hub.web.dev_outbox import router as dev_outbox_router
 

@@ -204,7 +204,7 @@ def worker(
         database = Database(settings.database_url)
         loop = Worker(
             database=database,
-            adapters=build_adapters(settings),
+            adapters=build_adapters(settings, database),
             catalog=_load_catalog(settings.journeys_dir),
             broker=None,
             timezone=settings.timezone,
@@ -224,6 +224,21 @@ def worker(
             await database.dispose()
 
     asyncio.run(run())
+
+
+@app.command("mail-receiver")
+def mail_receiver() -> None:
+    """Receive replies by SMTP for the inbound mail domain and put them on their cases.
+
+    Listens on HUB_MAIL_RECEIVER_HOST:HUB_MAIL_RECEIVER_PORT; accepts mail only for
+    HUB_INBOUND_MAIL_DOMAIN, up to HUB_MAX_MAIL_BYTES.
+    """
+    from channels.email.receiver import run_receiver
+
+    settings = load_settings()
+    if is_embedded(settings):
+        migrate_database(settings)
+    run_receiver(settings)
 
 
 @app.command()

@@ -65,12 +65,76 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = Field(
         1.0, description="How often the in-process worker looks for due timers and deliveries."
     )
+    documents_dir: Path | None = Field(
+        None,
+        description="Folder of the document store (uploads, mail attachments, letters). "
+        "Default: documents/ under HUB_DATA_DIR.",
+    )
+    max_upload_bytes: int = Field(
+        10_000_000, description="Largest document a citizen, a mail or a desk scan may add."
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins (scheme://host:port) whose pages may open the live websocket, "
+        "besides HUB_BASE_URL's own. JSON list.",
+    )
+    ws_max_frame_bytes: int = Field(
+        16_384, description="Largest websocket frame a client may send; larger closes with 1009."
+    )
+    ws_messages_per_minute: int = Field(
+        60, description="Chat messages and signals one websocket connection may send a minute."
+    )
+    ws_token_seconds: int = Field(
+        60, description="How long a websocket ticket (from POST /api/live/tickets) is valid."
+    )
     smtp_host: str | None = Field(
         None,
         description="SMTP server for outbound email. Unset: mail goes to the development outbox.",
     )
+    smtp_port: int = Field(587, description="SMTP server port.")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls",
+        description="starttls (upgrade on port 587), tls (implicit, port 465) or none "
+        "(only for a local relay or test server).",
+    )
+    smtp_username: str | None = Field(None, description="SMTP user name, if it asks for one.")
+    smtp_password: SecretStr | None = Field(None, description="SMTP password.")
+    smtp_timeout_seconds: float = Field(30.0, description="Give up on the SMTP server after.")
+    mail_from: str = Field(
+        "Interaction Hub <noreply@hub.example.nl>",
+        description="From header of outbound mail. Replies go to the per-case reply address.",
+    )
+    inbound_mail_domain: str = Field(
+        "reply.hub.example.nl",
+        description="Domain of the per-case reply addresses reply+<token>@<domain>; the only "
+        "domain the mail receiver accepts.",
+    )
+    inbound_mail_secret: SecretStr | None = Field(
+        None,
+        description="Shared secret a mail provider sends (Authorization: Bearer) when it posts "
+        "raw inbound mail to /api/inbound/email. Unset: that endpoint is off.",
+    )
+    mail_receiver_host: str = Field("127.0.0.1", description="Address `hub mail-receiver` binds.")
+    mail_receiver_port: int = Field(2525, description="Port `hub mail-receiver` listens on.")
+    max_mail_bytes: int = Field(
+        25_000_000, description="Largest inbound mail accepted, attachments included."
+    )
     twilio_account_sid: str | None = Field(
         None, description="Twilio account for SMS. Unset: texts go to the development outbox."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio auth token: authenticates API calls and signs webhooks."
+    )
+    twilio_from_number: str | None = Field(
+        None, description="The hub's sending number in E.164 (or a Messaging Service SID)."
+    )
+    twilio_api_base: str | None = Field(
+        None,
+        description="Base URL of Twilio's API, for a regional edge or a local stand-in in "
+        "tests. Unset: https://api.twilio.com.",
+    )
+    sms_default_region: str = Field(
+        "NL", description="Region for phone numbers written without a country code."
     )
     oidc_issuer: str | None = Field(
         None,
@@ -83,6 +147,10 @@ class Settings(BaseSettings):
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def document_store(self) -> Path:
+        return self.documents_dir or self.data_dir / "documents"
 
     @property
     def cookie_secure(self) -> bool:

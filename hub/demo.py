@@ -29,7 +29,7 @@ from hub.models import Agency, Case, Mandate, Party, StaffMember
 from hub.parties.service import add_address, bsn_is_valid
 from journeys.catalog import Catalog
 from journeys.engine import Action, Advance, Decide, Extend, RequestInformation, Suspend, Withdraw
-from journeys.model import JourneyDefinition
+from journeys.model import ANY_AGENCY, JourneyDefinition
 
 MISSING_INFORMATION = "De ontbrekende gegevens uit de toelichting bij uw zaak"
 DEMO_PASSWORD = "demo-password-123"  # noqa: S105 - development demo data, printed on purpose
@@ -70,6 +70,11 @@ ACTIVITIES = {
         "Invorderingswet 1990",
     ),
 }
+QUESTIONS = (
+    "vragen-beantwoorden",
+    "Answering questions from citizens and businesses on every channel",
+    "Algemene wet bestuursrecht art. 2:1 en 2:3",
+)
 DESK_PURPOSE = (
     "balie-zoeken",
     "Finding a visitor's cases at the desk to help or refer them",
@@ -211,6 +216,11 @@ async def load_demo(
             await add_processing_activity(
                 session, agency_id=agency_id, code=code, purpose=purpose, legal_ground=ground
             )
+        for agency_id in AGENCIES:
+            code, purpose, ground = QUESTIONS
+            await add_processing_activity(
+                session, agency_id=agency_id, code=code, purpose=purpose, legal_ground=ground
+            )
         bsns = iter(demo_bsns())
         people: list[Party] = []
         for name, email, phone, lang, needs in CITIZENS:
@@ -222,6 +232,7 @@ async def load_demo(
                 needs=needs,
                 preferred_channel="email",
                 date_of_birth=dt.date(1970 + len(people) * 7, 3 + len(people), 14),
+                postal_address=f"Oudegracht {101 + len(people) * 2}\n3511 AB Utrecht",
             )
             session.add(party)
             await session.flush()
@@ -258,13 +269,14 @@ async def load_demo(
             holder_cycle = [business] if definition.id == "kvk-inschrijving" else [jan, maria, kees]
             if definition.id == "schuldhulp":
                 holder_cycle = [kees, jan]
-            owner = owners.get(definition.agency)
+            agency_id = "gemeente-utrecht" if definition.agency == ANY_AGENCY else definition.agency
+            owner = owners.get(agency_id)
             actor = (
                 Actor(
                     kind="staff",
                     id=str(owner.id),
                     name=owner.display_name,
-                    agency_id=definition.agency,
+                    agency_id=agency_id,
                 )
                 if owner
                 else Actor.system()

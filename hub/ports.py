@@ -7,15 +7,22 @@ the adapters that the settings call for.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from typing import Literal, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
 FinalStatus = Literal["delivered", "permanent-failure", "temporary-failure"]
 
 
 @dataclass(frozen=True)
 class Outbound:
-    """A rendered message to deliver: what an adapter needs and nothing from the database."""
+    """A message to deliver: what an adapter needs and nothing from the database.
+
+    ``body`` is the plain text; an adapter renders it into its channel's form (a mail's text
+    and HTML parts, a letter's PDF) with the template named ``template`` in ``language``.
+    ``context`` carries what those templates may show: ``case_reference``, ``case_title``,
+    ``agency_name``, ``party_name``, ``portal_url``, and channel details such as
+    ``in_reply_to`` (a mail's Message-ID).
+    """
 
     id: uuid.UUID
     channel: str
@@ -24,10 +31,16 @@ class Outbound:
     body: str
     language: str
     template: str
+    case_id: uuid.UUID | None = None
+    party_id: uuid.UUID | None = None
+    context: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class DeliveryReport:
+    """What the provider said. ``sending``: accepted, the final status comes later (a
+    Twilio status callback; a letter collected and posted)."""
+
     status: FinalStatus | Literal["sending"]
     provider: str
     provider_id: str | None = None

@@ -19,6 +19,9 @@ CitizenContext = Literal["standard", "specific"]
 Actor = Literal["government", "citizen"]
 
 WITHDRAWN = "withdrawn"
+# A journey whose ``agency`` is "any" (a general question) belongs to the agency it is
+# opened at; the hub chooses that agency when the case opens.
+ANY_AGENCY = "any"
 
 
 class UnknownStage(LookupError):

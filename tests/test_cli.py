@@ -93,8 +93,8 @@ def test_journeys_list_shows_every_journey_of_the_catalogue_on_its_axes(hub: Any
         "norm",
     ]
     definitions = load_catalog().all()
-    assert len(definitions) == 7
-    assert len(rows) == 7
+    assert len(definitions) == 8
+    assert len(rows) == 8
     for definition, row in zip(definitions, rows, strict=True):
         assert row.startswith(definition.id + " ")
         norm = definition.service_norm
@@ -115,14 +115,14 @@ def test_journeys_check_passes_the_packaged_catalogue(hub: Any) -> None:
     result = hub("journeys", "check")
 
     assert result.exit_code == 0, result.output
-    assert result.output.strip() == "7 journeys OK"
+    assert result.output.strip() == "8 journeys OK"
 
 
 def test_journeys_check_of_a_named_folder(hub: Any) -> None:
     result = hub("journeys", "check", str(PACKAGED_CATALOG))
 
     assert result.exit_code == 0, result.output
-    assert "7 journeys OK" in result.output
+    assert "8 journeys OK" in result.output
 
 
 def test_journeys_check_names_file_and_field_of_every_broken_definition(hub: Any) -> None:

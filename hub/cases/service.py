@@ -20,12 +20,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.access.service import visible_agency_filter
 from hub.clock import local_today, start_of_local_day
 from hub.db import utcnow
-from hub.delivery.service import enqueue
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.events.fanout import Broker
 from hub.events.service import Actor, append_event
+from hub.messages.service import FALLBACK_ORDER, Route, address_for, route, send_to_party
 from hub.models import Agency, Case, CaseParticipant, Party, ReferenceCounter, Timer
-from hub.parties.service import verified_address
 from journeys.catalog import Catalog, UnknownJourney
 from journeys.engine import (
     Action,
@@ -40,7 +39,7 @@ from journeys.engine import (
     apply,
     status_view,
 )
-from journeys.model import JourneyDefinition
+from journeys.model import ANY_AGENCY, JourneyDefinition
 
 
 def reference_prefix(journey_id: str) -> str:
@@ -88,29 +87,37 @@ async def open_case(
     broker: Broker | None = None,
     timezone: str = "Europe/Amsterdam",
     today: dt.date | None = None,
+    agency_id: str | None = None,
 ) -> Case:
     """Open a case of the journey's latest version for ``party``.
 
     An agency system or staff member may only open cases of their own agency's journeys.
+    A journey for "any" agency (a general question) opens at ``agency_id`` — the actor's
+    agency when not given.
     """
     try:
         definition = catalog.get(journey_id)
     except UnknownJourney:
         raise InvalidInput(f"There is no journey '{journey_id}'.") from None
-    if actor.agency_id is not None and actor.agency_id != definition.agency:
+    owner = definition.agency
+    if owner == ANY_AGENCY:
+        owner = agency_id or actor.agency_id or ""
+        if not owner:
+            raise InvalidInput(f"Say which agency journey '{journey_id}' is for.")
+    if actor.agency_id is not None and actor.agency_id != owner:
         raise Forbidden(
-            f"Journey '{journey_id}' belongs to agency '{definition.agency}'; "
+            f"Journey '{journey_id}' belongs to agency '{owner}'; "
             f"'{actor.agency_id}' cannot open it."
         )
-    if await session.get(Agency, definition.agency) is None:
-        raise InvalidInput(f"Agency '{definition.agency}' of this journey is not registered.")
+    if await session.get(Agency, owner) is None:
+        raise InvalidInput(f"Agency '{owner}' of this journey is not registered.")
     today = today or local_today(timezone)
     outcome = apply(definition, None, Start(on=today))
     case = Case(
         reference=await next_reference(session, journey_id, today.year),
         journey_id=definition.id,
         journey_version=definition.version,
-        agency_id=definition.agency,
+        agency_id=owner,
         party_id=party.id,
         title=definition.title.get("nl"),
         stage=outcome.state.stage,
@@ -241,13 +248,15 @@ async def _notify_citizen(
     effect: NotifyCitizen,
     timezone: str,
 ) -> None:
-    """Tell the citizen by email when they have a verified address; the portal shows it anyway.
-
-    Channel choice with fallback (email → SMS → letter) belongs to the channels; until then
-    the message lands in the outbox for email only.
-    """
-    email = await verified_address(session, party.id, "email")
-    if email is None or "no_digital_contact" in party.needs:
+    """Tell the citizen on the channel they prefer, falling back email → SMS → letter when it
+    has no address. A citizen who prefers the portal sees it there and gets a mail alert
+    when they have a verified address."""
+    if party.preferred_channel in FALLBACK_ORDER or "no_digital_contact" in party.needs:
+        target = await route(session, party, party.preferred_channel)
+    else:
+        email = await address_for(session, party, "email")
+        target = Route("email", email) if email else None
+    if target is None:
         return
     lang = party.preferred_language
     view = status_view(definition, state_of(case), local_today(timezone), lang)
@@ -262,16 +271,14 @@ async def _notify_citizen(
             + view.citizen_deadline.isoformat()
         )
     body = "\n\n".join([subject, *lines, view.next if not view.result_text else ""]).strip()
-    await enqueue(
+    await send_to_party(
         session,
-        channel="email",
-        recipient=email,
-        template=effect.template,
-        subject=subject,
+        case=case,
+        party=party,
+        target=target,
         body=body,
-        language=lang,
-        party_id=party.id,
-        case_id=case.id,
+        subject=subject,
+        template=effect.template,
     )
 
 

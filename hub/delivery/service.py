@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -21,6 +22,7 @@ async def enqueue(
     party_id: uuid.UUID | None = None,
     case_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
+    context: dict[str, Any] | None = None,
 ) -> OutboxItem:
     """Add a delivery to the outbox; it is sent only if the surrounding transaction commits."""
     item = OutboxItem(
@@ -33,6 +35,7 @@ async def enqueue(
         party_id=party_id,
         case_id=case_id,
         message_id=message_id,
+        meta=context or {},
     )
     session.add(item)
     await session.flush()

@@ -16,10 +16,12 @@ import uuid
 from dataclasses import dataclass
 
 from sqlmodel import col, or_, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import Database, utcnow
 from hub.events.fanout import Broker
-from hub.models import Message, OutboxItem
+from hub.messages.service import record_fallback, route, send_to_party
+from hub.models import Case, Message, OutboxItem, Party
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
 from hub.timers.service import fire_due_timers
 from journeys.catalog import Catalog
@@ -66,15 +68,27 @@ async def claim_due(database: Database, *, limit: int = 20) -> list[Outbound]:
                 body=i.body,
                 language=i.language,
                 template=i.template,
+                case_id=i.case_id,
+                party_id=i.party_id,
+                context=dict(i.meta),
             )
             for i in items
         ]
 
 
 async def record(
-    database: Database, item_id: uuid.UUID, report: DeliveryReport | None, error: str | None = None
+    database: Database,
+    item_id: uuid.UUID,
+    report: DeliveryReport | None,
+    error: str | None = None,
+    *,
+    broker: Broker | None = None,
 ) -> None:
-    """Write the outcome of one attempt; a temporary error is retried until the budget ends."""
+    """Write the outcome of one attempt; a temporary error is retried until the budget ends.
+
+    A bounce (permanent failure) of a message to a party on a case passes it to the next
+    channel of email → SMS → letter, recorded on the case.
+    """
     now = utcnow()
     async with database.session() as session:
         item = await session.get(OutboxItem, item_id)
@@ -101,9 +115,48 @@ async def record(
             if message is not None:
                 message.delivery_status = item.status
                 session.add(message)
+        if item.status == "permanent-failure":
+            await fall_back(session, item, broker=broker)
 
 
-async def deliver_once(database: Database, adapters: AdapterRegistry, *, limit: int = 20) -> int:
+async def fall_back(session: AsyncSession, item: OutboxItem, *, broker: Broker | None) -> None:
+    """Send a bounced message to the party on the next channel that has an address."""
+    if item.case_id is None or item.party_id is None:
+        return
+    case = await session.get(Case, item.case_id)
+    party = await session.get(Party, item.party_id)
+    if case is None or party is None:
+        return
+    tried = tuple(item.meta.get("tried") or [item.channel])
+    target = await route(session, party, None, tried=tried)
+    await record_fallback(
+        session, case=case, from_channel=item.channel, to=target, reason="bounced", broker=broker
+    )
+    if target is None:
+        return
+    message = await session.get(Message, item.message_id) if item.message_id else None
+    extra = {k: v for k, v in item.meta.items() if k not in ("tried",)}
+    await send_to_party(
+        session,
+        case=case,
+        party=party,
+        target=target,
+        body=item.body,
+        subject=item.subject,
+        template=item.template,
+        message=message,
+        tried=tried,
+        extra_context=extra,
+    )
+
+
+async def deliver_once(
+    database: Database,
+    adapters: AdapterRegistry,
+    *,
+    limit: int = 20,
+    broker: Broker | None = None,
+) -> int:
     """Send what is due now; returns how many rows were attempted."""
     batch = await claim_due(database, limit=limit)
     for message in batch:
@@ -117,19 +170,20 @@ async def deliver_once(database: Database, adapters: AdapterRegistry, *, limit: 
                     provider="none",
                     detail=f"no adapter for channel {message.channel}",
                 ),
+                broker=broker,
             )
             continue
         try:
             report = await adapter.send(message)
         except TemporaryFailure as failure:
-            await record(database, message.id, None, error=str(failure)[:1000])
+            await record(database, message.id, None, error=str(failure)[:1000], broker=broker)
         except Exception as failure:
             log.warning(
                 "delivery %s via %s failed: %s", message.id, message.channel, type(failure).__name__
             )
-            await record(database, message.id, None, error=type(failure).__name__)
+            await record(database, message.id, None, error=type(failure).__name__, broker=broker)
         else:
-            await record(database, message.id, report)
+            await record(database, message.id, report, broker=broker)
     return len(batch)
 
 
@@ -148,7 +202,7 @@ class Worker:
         fired = await fire_due_timers(
             self.database, catalog=self.catalog, broker=self.broker, timezone=self.timezone
         )
-        return fired + await deliver_once(self.database, self.adapters)
+        return fired + await deliver_once(self.database, self.adapters, broker=self.broker)
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():

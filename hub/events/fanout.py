@@ -57,6 +57,10 @@ class Broker(Protocol):
 
     def subscribe(self, case_id: uuid.UUID) -> AsyncIterator[LiveEvent]: ...
 
+    async def citizen_online(self, case_id: uuid.UUID) -> bool:
+        """Whether the citizen (or their representative) follows the case live right now."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -67,6 +71,7 @@ class MemoryBroker:
     def __init__(self, queue_size: int = 1000) -> None:
         self._queue_size = queue_size
         self._followers: dict[str, set[asyncio.Queue[LiveEvent | None]]] = defaultdict(set)
+        self._citizens_online: dict[str, int] = defaultdict(int)
 
     async def publish(self, event: LiveEvent) -> None:
         for queue in list(self._followers.get(event.case_id, ())):
@@ -89,6 +94,18 @@ class MemoryBroker:
             self._followers[key].discard(queue)
             if not self._followers[key]:
                 del self._followers[key]
+
+    def citizen_joined(self, case_id: uuid.UUID) -> None:
+        self._citizens_online[str(case_id)] += 1
+
+    def citizen_left(self, case_id: uuid.UUID) -> None:
+        key = str(case_id)
+        self._citizens_online[key] -= 1
+        if self._citizens_online[key] <= 0:
+            del self._citizens_online[key]
+
+    async def citizen_online(self, case_id: uuid.UUID) -> bool:
+        return self._citizens_online.get(str(case_id), 0) > 0
 
     async def close(self) -> None:
         for queues in self._followers.values():

@@ -3,8 +3,16 @@
 from hub.models.access import AccessLogEntry
 from hub.models.agency import Agency, ApiKey, ProcessingActivity, StaffMember, Team, TeamMembership
 from hub.models.auth import LoginCode, LoginSession
-from hub.models.case import Case, CaseEvent, CaseParticipant, Message, ReferenceCounter
+from hub.models.case import (
+    Case,
+    CaseEvent,
+    CaseParticipant,
+    Conversation,
+    Message,
+    ReferenceCounter,
+)
 from hub.models.delivery import OutboxItem, Timer
+from hub.models.inbound import Document, InboundReceipt, PrintJob, ReviewItem
 from hub.models.party import DigitalAddress, Mandate, Party
 
 __all__ = [
@@ -14,15 +22,20 @@ __all__ = [
     "Case",
     "CaseEvent",
     "CaseParticipant",
+    "Conversation",
     "DigitalAddress",
+    "Document",
+    "InboundReceipt",
     "LoginCode",
     "LoginSession",
     "Mandate",
     "Message",
     "OutboxItem",
     "Party",
+    "PrintJob",
     "ProcessingActivity",
     "ReferenceCounter",
+    "ReviewItem",
     "StaffMember",
     "Team",
     "TeamMembership",

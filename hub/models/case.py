@@ -70,8 +70,18 @@ class Message(SQLModel, table=True):
     author_kind: str = Field(max_length=20)
     author_id: str | None = Field(default=None, max_length=64)
     author_name: str | None = Field(default=None, max_length=200)
+    subject: str | None = Field(default=None, max_length=300)
+    # What the citizen sees: for mail, the reply without quoted history and signature.
     body: str
+    # The message as it arrived (mail with its quotes), kept when ``body`` was cut from it.
+    original_body: str | None = None
+    # Provider's id (Twilio MessageSid, a mail's Message-ID); with ``channel`` unique per inbound.
     external_id: str | None = Field(default=None, index=True, max_length=300)
+    conversation_id: uuid.UUID | None = Field(
+        default=None, foreign_key="conversation.id", index=True
+    )
+    # Channel details: mail authentication verdict, SMS segments, identity document checked…
+    meta: dict[str, Any] = json_column()
     delivery_status: str | None = Field(default=None, max_length=30)
     # How the sender was identified: session, otp, digid, reply_token, verified_phone, id_document…
     identified_by: str | None = Field(default=None, max_length=50)
@@ -86,3 +96,25 @@ class ReferenceCounter(SQLModel, table=True):
     prefix: str = Field(primary_key=True, max_length=8)
     year: int = Field(primary_key=True)
     last: int = 0
+
+
+class Conversation(SQLModel, table=True):
+    """A live chat on a case: waiting in an agency's queue, then with one member of staff.
+
+    ``agency_id`` is the agency whose queue holds it (the case's owner or a participant);
+    ``team_id`` narrows the queue to a team after a hand-over.
+    """
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    case_id: uuid.UUID = Field(foreign_key="case.id", index=True)
+    party_id: uuid.UUID = Field(foreign_key="party.id", index=True)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    team_id: int | None = Field(default=None, foreign_key="team.id")
+    staff_id: uuid.UUID | None = Field(default=None, foreign_key="staff_member.id", index=True)
+    status: str = Field(default="waiting", index=True, max_length=10)  # waiting | active | closed
+    # Where staff replies go when the citizen is not in the chat: webchat | email | sms.
+    reply_channel: str = Field(default="webchat", max_length=20)
+    waiting_since: dt.datetime = timestamp()
+    picked_up_at: dt.datetime | None = timestamp(nullable=True)
+    closed_at: dt.datetime | None = timestamp(nullable=True)
+    created_at: dt.datetime = timestamp()

@@ -26,6 +26,9 @@ class OutboxItem(SQLModel, table=True):
     language: str = Field(default="nl", max_length=5)
     subject: str = Field(default="", max_length=300)
     body: str
+    html: str | None = None
+    # Channel details: reply address, headers, the channels tried before this one…
+    meta: dict[str, Any] = json_column()
     # pending → sending → delivered | permanent-failure | temporary-failure | technical-failure
     status: str = Field(default="pending", index=True, max_length=30)
     attempts: int = 0

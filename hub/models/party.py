@@ -21,6 +21,8 @@ class Party(SQLModel, table=True):
     preferred_language: str = Field(default="nl", max_length=5)
     # e.g. ["plain_language", "no_digital_contact"]
     needs: list[str] = json_column(list)
+    # For letters: street and number, postcode and town, one per line.
+    postal_address: str | None = Field(default=None, max_length=500)
     created_at: dt.datetime = timestamp()
 
 
@@ -33,6 +35,8 @@ class DigitalAddress(SQLModel, table=True):
     kind: str = Field(max_length=10)  # email | phone
     value: str = Field(index=True, max_length=320)  # email lower-cased; phone in E.164
     verified_at: dt.datetime | None = timestamp(nullable=True)
+    # The citizen texted STOP: no more texts to this number until START.
+    opted_out_at: dt.datetime | None = timestamp(nullable=True)
     created_at: dt.datetime = timestamp()
 
     @property

@@ -64,6 +64,8 @@ EXPECTED = {
         "specific",
         "government",
     ),
+    # A general question, asked of whichever agency the citizen chooses.
+    "vraag": ("any", "vragen-beantwoorden", [], "possibility", "standard", "government"),
 }
 
 
@@ -71,7 +73,7 @@ def test_packaged_catalogue_has_no_problems() -> None:
     assert check_catalog(PACKAGED_CATALOG) == []
 
 
-def test_packaged_catalogue_holds_the_seven_journeys(catalog: Catalog) -> None:
+def test_packaged_catalogue_holds_the_seven_journeys_and_the_question(catalog: Catalog) -> None:
     assert {definition.id for definition in catalog.all()} == set(EXPECTED)
     assert len(catalog) == len(EXPECTED)
 

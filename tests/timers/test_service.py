@@ -53,7 +53,7 @@ async def test_a_passed_deadline_fires_once_and_the_case_goes_on(
 
     worker = Worker(
         database=database,
-        adapters=build_adapters(settings),
+        adapters=build_adapters(settings, database),
         catalog=load_catalog(),  # type: ignore[arg-type]
         broker=None,
         timezone="Europe/Amsterdam",

@@ -23,7 +23,7 @@ async def test_a_login_code_lands_in_the_dev_outbox_and_logs_the_citizen_in(
         await make_party(session, "Anna <script>", email="anna@example.nl")
     asked = await client.post("/api/auth/citizen/code", json={"address": "anna@example.nl"})
     assert asked.status_code == 202
-    assert await deliver_once(database, build_adapters(settings)) == 1
+    assert await deliver_once(database, build_adapters(settings, database)) == 1
 
     entries = (await client.get("/api/dev/outbox")).json()
     assert [e["recipient"] for e in entries] == ["anna@example.nl"]

@@ -1,0 +1,135 @@
+"""The document store: files a citizen uploads, a mail brings, a desk scans or the hub prints.
+
+Files live outside the database under ``HUB_DOCUMENTS_DIR``, named by their SHA-256 (the
+same file stored twice takes the space once); the ``document`` row holds the checksum, the
+type found from the content — never the type the sender claims — and what it belongs to.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.errors import InvalidInput
+from hub.models import Document
+
+# What the hub accepts, recognised by the first bytes of the file.
+SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"%PDF-", "application/pdf"),
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"II*\x00", "image/tiff"),
+    (b"MM\x00*", "image/tiff"),
+)
+EXTENSIONS = {
+    "application/pdf": ".pdf",
+    "image/png": ".png",
+    "image/jpeg": ".jpg",
+    "image/tiff": ".tif",
+}
+
+
+class DocumentRefused(InvalidInput):
+    """A file of a type the hub does not take, empty, or too large."""
+
+
+def sniff(content: bytes) -> str | None:
+    """The content type the file's first bytes show, if it is one the hub accepts."""
+    for signature, content_type in SIGNATURES:
+        if content.startswith(signature):
+            return content_type
+    return None
+
+
+def check_content(content: bytes, *, max_bytes: int) -> str:
+    """The file's content type; raises DocumentRefused with a reason a person understands."""
+    if not content:
+        raise DocumentRefused("The file is empty.")
+    if len(content) > max_bytes:
+        raise DocumentRefused(
+            f"The file is {len(content):,} bytes; the most we take is {max_bytes:,} bytes."
+        )
+    content_type = sniff(content)
+    if content_type is None:
+        raise DocumentRefused("We take PDF files and photos or scans (PNG, JPEG, TIFF) only.")
+    return content_type
+
+
+def safe_filename(name: str | None, content_type: str) -> str:
+    """A display name without path parts or control characters, with a fitting extension."""
+    base = Path((name or "").replace("\\", "/")).name
+    base = "".join(ch for ch in base if ch.isprintable() and ch not in '<>:"|?*').strip(". ")
+    stem = Path(base).stem[:200] or "document"
+    return stem + EXTENSIONS[content_type]
+
+
+def write_file(store: Path, content: bytes) -> tuple[str, str]:
+    """Write ``content`` into the store by its checksum; returns (sha256, storage key)."""
+    digest = hashlib.sha256(content).hexdigest()
+    key = f"{digest[:2]}/{digest}"
+    target = store / key
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Write then rename, so a crash never leaves half a file under the checksum's name.
+        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as partial:
+            partial.write(content)
+            partial.flush()
+            os.fsync(partial.fileno())
+        Path(partial.name).replace(target)
+    return digest, key
+
+
+def read_file(store: Path, document: Document) -> bytes:
+    """The stored bytes, checked against the checksum recorded when they were stored."""
+    content = (store / document.storage_key).read_bytes()
+    if hashlib.sha256(content).hexdigest() != document.sha256:
+        raise RuntimeError(f"document {document.id} does not match its checksum")
+    return content
+
+
+async def store_document(
+    session: AsyncSession,
+    *,
+    store: Path,
+    content: bytes,
+    filename: str | None,
+    source: str,
+    uploaded_by_kind: str,
+    uploaded_by_id: str | None = None,
+    max_bytes: int,
+    case_id: uuid.UUID | None = None,
+    party_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    review_item_id: uuid.UUID | None = None,
+    content_type: str | None = None,
+) -> Document:
+    """Check and store a file and record it. ``content_type`` skips the check for files the
+    hub made itself (a letter's PDF, a raw mail kept for review)."""
+    if content_type is None:
+        content_type = check_content(content, max_bytes=max_bytes)
+        name = safe_filename(filename, content_type)
+    else:
+        name = Path(filename or "document").name[:255]
+    digest, key = write_file(store, content)
+    document = Document(
+        case_id=case_id,
+        party_id=party_id,
+        message_id=message_id,
+        review_item_id=review_item_id,
+        filename=name,
+        content_type=content_type,
+        size=len(content),
+        sha256=digest,
+        storage_key=key,
+        source=source,
+        uploaded_by_kind=uploaded_by_kind,
+        uploaded_by_id=uploaded_by_id,
+    )
+    session.add(document)
+    await session.flush()
+    return document
