@@ -12,10 +12,13 @@ from hub.auth.api_keys import issue_key
 from hub.auth.passwords import hash_password
 from hub.auth.sessions import SubjectKind, create_session
 from hub.auth.totp import new_totp_secret
+from hub.cases.service import open_case
 from hub.db import Database, utcnow
+from hub.events.service import Actor
 from hub.models import (
     Agency,
     ApiKey,
+    Case,
     DigitalAddress,
     Mandate,
     Party,
@@ -23,6 +26,7 @@ from hub.models import (
     StaffMember,
 )
 from hub.parties.service import bsn_is_valid
+from journeys.catalog import load_catalog
 
 _bsns = (str(n) for n in itertools.count(999990000) if bsn_is_valid(str(n)))
 _counter = itertools.count(1)
@@ -57,9 +61,17 @@ async def make_party(
     phone: str | None = None,
     verified: bool = True,
     language: str = "nl",
+    preferred_channel: str = "portal",
+    postal_address: str | None = None,
 ) -> Party:
     number = next(_counter)
-    party = Party(bsn=next_bsn(), name=name or f"Citizen {number}", preferred_language=language)
+    party = Party(
+        bsn=next_bsn(),
+        name=name or f"Citizen {number}",
+        preferred_language=language,
+        preferred_channel=preferred_channel,
+        postal_address=postal_address,
+    )
     session.add(party)
     await session.flush()
     for kind, value in (("email", email), ("phone", phone)):
@@ -152,3 +164,24 @@ async def key_for(database: Database, agency_id: str) -> str:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+async def make_case(
+    session: AsyncSession,
+    party: Party,
+    *,
+    journey: str = "vraag",
+    agency_id: str = "toeslagen",
+    channel: str = "api",
+) -> Case:
+    """A case of ``journey`` for ``party`` (a general question at ``agency_id`` by default);
+    the agency must exist (``make_agency``)."""
+    return await open_case(
+        session,
+        catalog=load_catalog(),
+        journey_id=journey,
+        party=party,
+        actor=Actor.system(),
+        channel=channel,
+        agency_id=agency_id,
+    )
