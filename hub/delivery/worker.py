@@ -37,8 +37,14 @@ def backoff(attempts: int) -> dt.timedelta:
     return dt.timedelta(seconds=min(2**attempts, 3600))
 
 
-async def claim_due(database: Database, *, limit: int = 20) -> list[Outbound]:
-    """Mark up to ``limit`` due rows as claimed by this worker and return what to send."""
+async def claim_due(
+    database: Database, *, limit: int = 20, claim_seconds: float = CLAIM_SECONDS
+) -> list[Outbound]:
+    """Mark up to ``limit`` due rows as claimed by this worker and return what to send.
+
+    A claim lasts ``claim_seconds``: long enough to send the batch, after which the rows of
+    a worker that died are due again for another.
+    """
     now = utcnow()
     async with database.session() as session:
         query = (
@@ -56,7 +62,7 @@ async def claim_due(database: Database, *, limit: int = 20) -> list[Outbound]:
         items = list((await session.exec(query)).all())
         for item in items:
             item.status = "sending"
-            item.claimed_until = now + dt.timedelta(seconds=CLAIM_SECONDS)
+            item.claimed_until = now + dt.timedelta(seconds=claim_seconds)
             item.updated_at = now
             session.add(item)
         return [
@@ -156,9 +162,10 @@ async def deliver_once(
     *,
     limit: int = 20,
     broker: Broker | None = None,
+    claim_seconds: float = CLAIM_SECONDS,
 ) -> int:
     """Send what is due now; returns how many rows were attempted."""
-    batch = await claim_due(database, limit=limit)
+    batch = await claim_due(database, limit=limit, claim_seconds=claim_seconds)
     for message in batch:
         adapter = adapters.get(message.channel)
         if adapter is None:
@@ -197,12 +204,16 @@ class Worker:
     broker: Broker | None
     timezone: str
     interval: float = 1.0
+    claim_seconds: float = CLAIM_SECONDS
 
     async def run_once(self) -> int:
         fired = await fire_due_timers(
             self.database, catalog=self.catalog, broker=self.broker, timezone=self.timezone
         )
-        return fired + await deliver_once(self.database, self.adapters, broker=self.broker)
+        delivered = await deliver_once(
+            self.database, self.adapters, broker=self.broker, claim_seconds=self.claim_seconds
+        )
+        return fired + delivered
 
     async def run(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
