@@ -1,0 +1,200 @@
+"""Reading an inbound mail: pure functions from raw MIME to what the hub needs of it.
+
+Nothing here trusts the mail: the From address is kept as the sender's claim, header values
+lose control characters, an unknown character set is read with replacement characters, and
+HTML is only ever turned into text.
+"""
+
+from __future__ import annotations
+
+import email
+import email.header
+import email.policy
+import hashlib
+import re
+from dataclasses import dataclass, field
+from email.message import EmailMessage, Message
+from email.utils import getaddresses, parseaddr
+
+from channels.email.quotes import html_to_text, strip_reply
+
+MESSAGE_ID = re.compile(r"<[^<>\s]{1,250}>")
+CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+AUTH_METHODS = ("spf", "dkim", "dmarc")
+RECIPIENT_HEADERS = ("to", "cc", "delivered-to", "x-original-to", "envelope-to")
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str | None
+    declared_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class ParsedMail:
+    message_id: str
+    subject: str | None
+    sender: str
+    sender_name: str | None
+    recipients: list[str]
+    thread_ids: list[str]
+    text: str
+    body: str
+    authentication: dict[str, str]
+    attachments: list[Attachment] = field(default_factory=list)
+
+
+def clean_header(value: object, *, limit: int = 300) -> str:
+    """A header value on one line, without control characters, at most ``limit`` long."""
+    return CONTROL.sub(" ", str(value or "")).strip()[:limit]
+
+
+def message_ids(value: str) -> list[str]:
+    """The ``<id@host>`` message ids in an In-Reply-To or References header, in order."""
+    return MESSAGE_ID.findall(value or "")
+
+
+def authentication_verdict(message: Message) -> dict[str, str]:
+    """SPF, DKIM and DMARC results of the topmost Authentication-Results header (the one
+    our own boundary server added; lower ones may come from anyone). "none" when absent."""
+    verdict = dict.fromkeys(AUTH_METHODS, "none")
+    header = message.get("authentication-results")
+    if header is None:
+        return verdict
+    # The first field is the server's id; each further ;-separated field is method=result.
+    for resinfo in clean_header(header, limit=4000).split(";")[1:]:
+        found = re.match(r"\s*([a-z0-9-]+)\s*=\s*([a-z]+)", resinfo, re.IGNORECASE)
+        if found is None:
+            continue
+        method, result = found.group(1).lower(), found.group(2).lower()
+        if method in verdict and verdict[method] == "none":
+            verdict[method] = result[:20]
+    return verdict
+
+
+def part_text(part: Message) -> str:
+    """A text part's content as a string, whatever its transfer encoding and character set."""
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    charset = part.get_content_charset() or "utf-8"
+    try:
+        return payload.decode(charset, errors="replace")
+    except LookupError:
+        return payload.decode("utf-8", errors="replace")
+
+
+def _is_attachment(part: Message) -> bool:
+    disposition = (part.get_content_disposition() or "").lower()
+    if disposition == "attachment":
+        return True
+    if part.get_content_maintype() == "text" and not part.get_filename():
+        return False
+    return part.get_content_maintype() != "multipart"
+
+
+def _body_parts(message: Message) -> tuple[Message | None, Message | None]:
+    """The first plain-text and the first HTML part that are the mail's body, not files."""
+    plain: Message | None = None
+    html: Message | None = None
+    for part in message.walk():
+        if part.is_multipart() or _is_attachment(part):
+            continue
+        if part.get_content_type() == "text/plain" and plain is None:
+            plain = part
+        elif part.get_content_type() == "text/html" and html is None:
+            html = part
+    return plain, html
+
+
+def attachments_of(message: Message) -> list[Attachment]:
+    found: list[Attachment] = []
+    for part in message.walk():
+        if part.is_multipart() or part.get_content_type() == "message/rfc822":
+            continue
+        if not _is_attachment(part):
+            continue
+        content = part.get_payload(decode=True)
+        if not isinstance(content, bytes):
+            continue
+        found.append(
+            Attachment(
+                filename=clean_header(part.get_filename(), limit=255) or None,
+                declared_type=part.get_content_type(),
+                content=content,
+            )
+        )
+    return found
+
+
+def read_texts(message: Message) -> tuple[str, str]:
+    """The mail's full text and the reply with quotes and signature removed. An HTML-only
+    mail is converted to text; its quote element is cut before the text rules apply."""
+    plain, html = _body_parts(message)
+    if plain is not None:
+        text = part_text(plain)
+        return text.strip(), strip_reply(text)
+    if html is not None:
+        markup = part_text(html)
+        text = html_to_text(markup)
+        return text, strip_reply(html_to_text(markup, cut_at_quote=True) or text)
+    return "", ""
+
+
+def parse_mail(raw: bytes) -> ParsedMail:
+    """What the hub reads from a raw MIME message. A mail without a Message-ID gets one made
+    from its content, so that posting the same mail twice still applies it once."""
+    message = email.message_from_bytes(raw, _class=EmailMessage, policy=email.policy.compat32)
+    found = message_ids(clean_header(message.get("message-id")))
+    message_id = found[0] if found else f"<sha256-{hashlib.sha256(raw).hexdigest()}@hub.invalid>"
+    sender_name, sender = parseaddr(clean_header(message.get("from"), limit=1000))
+    recipients = [
+        address
+        for _, address in getaddresses(
+            [
+                clean_header(value, limit=4000)
+                for h in RECIPIENT_HEADERS
+                for value in message.get_all(h, [])
+            ]
+        )
+        if address
+    ]
+    thread_ids = message_ids(clean_header(message.get("in-reply-to"), limit=1000))
+    for reference in message_ids(clean_header(message.get("references"), limit=10000)):
+        if reference not in thread_ids:
+            thread_ids.append(reference)
+    text, body = read_texts(message)
+    subject = clean_header(_decoded(message.get("subject"))) or None
+    return ParsedMail(
+        message_id=message_id,
+        subject=subject,
+        sender=sender.lower()[:320],
+        sender_name=clean_header(_decoded(sender_name), limit=200) or None,
+        recipients=recipients,
+        thread_ids=thread_ids[:50],
+        text=text,
+        body=body,
+        authentication=authentication_verdict(message),
+        attachments=attachments_of(message),
+    )
+
+
+def _decoded(value: object) -> str:
+    """A header decoded from RFC 2047 encoded words ("=?utf-8?q?…?=")."""
+    if value is None:
+        return ""
+    try:
+        parts = email.header.decode_header(str(value))
+    except (ValueError, LookupError):
+        return str(value)
+    decoded: list[str] = []
+    for chunk, charset in parts:
+        if isinstance(chunk, bytes):
+            try:
+                decoded.append(chunk.decode(charset or "ascii", errors="replace"))
+            except LookupError:
+                decoded.append(chunk.decode("utf-8", errors="replace"))
+        else:
+            decoded.append(chunk)
+    return "".join(decoded)
