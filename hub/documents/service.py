@@ -8,15 +8,19 @@ type found from the content — never the type the sender claims — and what it
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
 import uuid
 from pathlib import Path
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.errors import InvalidInput
-from hub.models import Document
+from hub.errors import HubError, InvalidInput
+from hub.models import Document, Message
+
+logger = logging.getLogger(__name__)
 
 # What the hub accepts, recognised by the first bytes of the file.
 SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -36,6 +40,22 @@ EXTENSIONS = {
 
 class DocumentRefused(InvalidInput):
     """A file of a type the hub does not take, empty, or too large."""
+
+
+class DocumentTooLarge(DocumentRefused):
+    """An upload larger than the hub takes, refused before more of it is read."""
+
+    status = 413
+    title = "Content too large"
+    type_suffix = "content-too-large"
+
+
+class DocumentDamaged(HubError):
+    """A stored file that is missing or no longer matches its checksum: it is not handed out."""
+
+    status = 500
+    title = "Stored document damaged"
+    type_suffix = "document-damaged"
 
 
 def sniff(content: bytes) -> str | None:
@@ -133,3 +153,32 @@ async def store_document(
     session.add(document)
     await session.flush()
     return document
+
+
+def stored_content(store: Path, document: Document) -> bytes:
+    """The stored bytes, verified against their checksum; DocumentDamaged when the file is
+    gone or changed, so nobody receives a file other than the one that was stored."""
+    try:
+        return read_file(store, document)
+    except (OSError, RuntimeError):
+        logger.error("document %s: stored file missing or not matching its checksum", document.id)
+        raise DocumentDamaged(
+            "This document cannot be handed out: the stored file is missing or does not "
+            "match its checksum. The administrator has to restore it."
+        ) from None
+
+
+async def documents_of_case(
+    session: AsyncSession, case_id: uuid.UUID, *, staff_view: bool
+) -> list[Document]:
+    """The documents attached to the case, oldest first. Without ``staff_view``, those that
+    came with an internal note are left out."""
+    query = select(Document).where(Document.case_id == case_id)
+    if not staff_view:
+        internal = select(Message.id).where(
+            Message.case_id == case_id, Message.direction == "internal"
+        )
+        query = query.where(
+            col(Document.message_id).is_(None) | col(Document.message_id).not_in(internal)
+        )
+    return list((await session.exec(query.order_by(col(Document.created_at)))).all())
