@@ -261,7 +261,7 @@ async def add_message(
     staff_view = viewer.kind != "citizen"
     out = message_out(
         message,
-        seq=await _event_seq(session, message),
+        seq=await event_seq(session, message),
         attachments=[],
         staff_view=staff_view,
         original=False,
@@ -307,7 +307,7 @@ async def _staff_message(
     return message
 
 
-async def _event_seq(session: AsyncSession, message: Message) -> int | None:
+async def event_seq(session: AsyncSession, message: Message) -> int | None:
     """The sequence number of the event a message just posted in this transaction got."""
     events = await session.exec(
         select(CaseEvent)
