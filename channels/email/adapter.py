@@ -71,7 +71,7 @@ def render(template: str, language: str, context: dict[str, Any]) -> tuple[str, 
             chosen = ENVIRONMENT.get_template(f"{template}.{language}.{kind}.j2")
         except TemplateNotFound:
             chosen = ENVIRONMENT.get_template(f"{GENERIC_TEMPLATE}.{language}.{kind}.j2")
-        parts.append(chosen.render(**context, language=language))
+        parts.append(chosen.render(**context, language=language).strip() + "\n")
     return parts[0], parts[1]
 
 

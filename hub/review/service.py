@@ -74,7 +74,7 @@ async def first_receipt(session: AsyncSession, source: str, external_id: str) ->
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.exec(
         insert(InboundReceipt)
-        .values(source=source, external_id=external_id[:300])
+        .values(source=source, external_id=external_id[:300], received_at=utcnow())
         .on_conflict_do_nothing(index_elements=["source", "external_id"])
     )
     return bool(result.rowcount)

@@ -1,0 +1,90 @@
+"""A real SMTP server (aiosmtpd) in the test's event loop that keeps what it receives, and
+answers RCPT and DATA as a test tells it to."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import ssl
+import subprocess
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Envelope, Session
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        parsed = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(parsed, EmailMessage)
+        return parsed
+
+
+@dataclass
+class SmtpSink:
+    rcpt_reply: str = "250 OK"
+    data_reply: str = "250 OK: queued"
+    received: list[Received] = field(default_factory=list)
+    port: int = 0
+    server: asyncio.Server | None = None
+
+    async def handle_RCPT(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
+    ) -> str:
+        if self.rcpt_reply.startswith("250"):
+            envelope.rcpt_tos.append(address)
+        return self.rcpt_reply
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.data_reply.startswith("250"):
+            raw = envelope.original_content or b""
+            assert isinstance(raw, bytes)
+            self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), raw))
+        return self.data_reply
+
+    async def start(
+        self,
+        *,
+        implicit_tls: ssl.SSLContext | None = None,
+        starttls: ssl.SSLContext | None = None,
+    ) -> None:
+        def protocol() -> SMTP:
+            return SMTP(
+                self,
+                hostname="sink.test",
+                tls_context=starttls,
+                require_starttls=starttls is not None,
+            )
+
+        loop = asyncio.get_running_loop()
+        self.server = await loop.create_server(protocol, "127.0.0.1", 0, ssl=implicit_tls)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+def self_signed_certificate(folder: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and localhost, made with the openssl command."""
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [  # noqa: S607
+            "openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+            "-keyout", str(key), "-out", str(cert), "-subj", "/CN=localhost",
+            "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key

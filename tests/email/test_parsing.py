@@ -1,0 +1,65 @@
+from email.message import EmailMessage
+
+from channels.email.parsing import authentication_verdict, parse_mail
+from tests.email.mails import EXE, PDF, citizen_mail
+
+
+def test_the_verdict_comes_from_the_topmost_authentication_results() -> None:
+    mail = EmailMessage()
+    mail["Authentication-Results"] = (
+        "mx.hub.test; spf=pass smtp.mailfrom=example.nl; dkim=fail header.d=example.nl; "
+        "dmarc=pass (p=reject) header.from=example.nl"
+    )
+    mail["Authentication-Results"] = "forged.example; spf=pass; dkim=pass; dmarc=pass"
+    assert authentication_verdict(mail) == {"spf": "pass", "dkim": "fail", "dmarc": "pass"}
+
+
+def test_no_authentication_results_is_none_for_each() -> None:
+    assert authentication_verdict(EmailMessage()) == {
+        "spf": "none",
+        "dkim": "none",
+        "dmarc": "none",
+    }
+
+
+def test_thread_ids_come_from_in_reply_to_then_references() -> None:
+    raw = (
+        b"From: a@example.nl\r\nMessage-ID: <m1@example.nl>\r\n"
+        b"In-Reply-To: <b@hub.test>\r\nReferences: <a@hub.test>\r\n <b@hub.test>\r\n\r\nhoi\r\n"
+    )
+    assert parse_mail(raw).thread_ids == ["<b@hub.test>", "<a@hub.test>"]
+
+
+def test_a_mail_without_message_id_gets_one_from_its_content() -> None:
+    raw = b"From: a@example.nl\r\nSubject: x\r\n\r\nhoi\r\n"
+    first, again = parse_mail(raw), parse_mail(raw)
+    assert first.message_id == again.message_id
+    assert first.message_id != parse_mail(raw + b"meer\r\n").message_id
+
+
+def test_header_values_lose_line_breaks_and_encoded_words_are_read() -> None:
+    raw = (
+        b"From: =?utf-8?q?Ren=C3=A9e_de_Vries?= <Renee@Example.NL>\r\n"
+        b"Subject: =?utf-8?q?Caf=C3=A9?=\r\n\tmore\r\n\r\nhoi\r\n"
+    )
+    mail = parse_mail(raw)
+    assert mail.sender == "renee@example.nl"
+    assert mail.sender_name == "Renée de Vries"
+    assert mail.subject is not None and "\n" not in mail.subject and "Café" in mail.subject
+
+
+def test_attachments_are_read_apart_from_the_body() -> None:
+    raw = citizen_mail(
+        to="x@reply.hub.test",
+        text="Zie bijlage.",
+        attachments=[
+            ("loonstrook.pdf", "application/pdf", PDF),
+            ("tool.exe", "application/octet-stream", EXE),
+        ],
+    )
+    mail = parse_mail(raw)
+    assert mail.body == "Zie bijlage."
+    assert [(a.filename, a.content) for a in mail.attachments] == [
+        ("loonstrook.pdf", PDF),
+        ("tool.exe", EXE),
+    ]
