@@ -18,7 +18,8 @@ from hub.config import Settings, get_settings
 from hub.db import Database
 from hub.delivery.worker import Worker
 from hub.errors import install_problem_handlers
-from hub.events.fanout import MemoryBroker
+from hub.events.fanout import connect_broker
+from hub.live.connection import close_all as close_live_sockets
 from hub.ports import AdapterRegistry
 from journeys.catalog import load_catalog
 
@@ -43,7 +44,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.settings = settings
         app.state.database = database or Database(settings.database_url)
         app.state.catalog = load_catalog(settings.journeys_dir)
-        app.state.broker = MemoryBroker()
+        app.state.broker = await connect_broker(settings.redis_url)
         app.state.adapters = build_adapters(settings, app.state.database)
         stop = asyncio.Event()
         worker_task = None
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
             stop.set()
             if worker_task is not None:
                 await worker_task
+            await close_live_sockets(app.state)
             await app.state.broker.close()
             if own_database:
                 await app.state.database.dispose()

@@ -195,6 +195,7 @@ def worker(
 
     from hub.app import build_adapters
     from hub.delivery.worker import Worker
+    from hub.events.fanout import connect_broker
 
     settings = load_settings()
     if is_embedded(settings):
@@ -202,11 +203,13 @@ def worker(
 
     async def run() -> None:
         database = Database(settings.database_url)
+        # With Redis, events the worker appends (timers, fallbacks) reach live sockets too.
+        broker = await connect_broker(settings.redis_url) if settings.redis_url else None
         loop = Worker(
             database=database,
             adapters=build_adapters(settings, database),
             catalog=_load_catalog(settings.journeys_dir),
-            broker=None,
+            broker=broker,
             timezone=settings.timezone,
             interval=settings.worker_interval_seconds,
         )
@@ -221,6 +224,8 @@ def worker(
             typer.echo(f"Worker running on {shown_url(settings.database_url)}; Ctrl-C stops it.")
             await loop.run(stop)
         finally:
+            if broker is not None:
+                await broker.close()
             await database.dispose()
 
     asyncio.run(run())

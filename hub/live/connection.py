@@ -1,0 +1,479 @@
+"""One authenticated live socket: the cases it follows, the frames it takes, and the checks
+that stop delivery the moment the session or a mandate ends (docs/websocket-protocol.md).
+
+Per followed case a pump task subscribes first, then replays the log after the client's
+position, then passes live events on — dropping those at or below the position already
+sent, and reading the log again when a number is skipped (two processes may publish
+out of order; the log has both by then, since the later one committed after the earlier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import WebSocket
+from sqlmodel import select
+from starlette.datastructures import State
+from starlette.types import Message
+
+from hub.access.service import Viewer, case_for_viewer, record_access
+from hub.cases.service import definition_of
+from hub.chat import service as chat
+from hub.config import Settings
+from hub.db import Database
+from hub.errors import HubError, NotFound
+from hub.events.fanout import (
+    Broker,
+    Follower,
+    Following,
+    Interruption,
+    LiveEvent,
+    Signal,
+)
+from hub.events.service import Audience, events_after
+from hub.live.protocol import (
+    MAX_FOLLOWS,
+    REPLAY_WINDOW,
+    Close,
+    FollowFrame,
+    FrameError,
+    MessageFrame,
+    PingFrame,
+    RateWindow,
+    ReadFrame,
+    TypingFrame,
+    UnfollowFrame,
+    event_frame,
+    parse_frame,
+    resume_position,
+    visible,
+)
+from hub.live.tickets import session_viewer
+from hub.models import Case
+from journeys.catalog import Catalog
+
+log = logging.getLogger(__name__)
+
+WATCH_SECONDS = 1.0
+PRESENCE_REFRESH_TICKS = 5
+REPLAY_PAGE = 500
+ALL_AUDIENCES: tuple[Audience, ...] = ("citizen", "staff")
+
+
+@dataclass
+class CaseFollow:
+    case_id: uuid.UUID
+    representing: bool
+    position: int
+    following: Following
+    follower: Follower
+    task: asyncio.Task[None] | None = field(default=None)
+
+
+class LiveConnection:
+    def __init__(
+        self, websocket: WebSocket, state: State, *, viewer: Viewer, session_id: uuid.UUID
+    ) -> None:
+        self.websocket = websocket
+        self.settings: Settings = state.settings
+        self.database: Database = state.database
+        self.broker: Broker = state.broker
+        self.catalog: Catalog = state.catalog
+        self.viewer = viewer
+        self.session_id = session_id
+        self.id = uuid.uuid4().hex
+        self.follows: dict[uuid.UUID, CaseFollow] = {}
+        self.limiter = RateWindow(self.settings.ws_messages_per_minute, 60.0)
+        self._send_lock = asyncio.Lock()
+        self._closed = asyncio.Event()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    @property
+    def context(self) -> chat.ChatContext:
+        return chat.ChatContext(self.catalog, self.broker, self.settings.timezone)
+
+    # --- sending and closing --------------------------------------------------------------
+
+    async def send(self, frame: dict[str, Any]) -> None:
+        if self.closed:
+            return
+        text = json.dumps(frame, ensure_ascii=False)
+        async with self._send_lock:
+            try:
+                await self.websocket.send_text(text)
+            except Exception:  # the peer went away; the receive loop ends the connection
+                self._closed.set()
+
+    async def close(self, code: int, reason: str = "") -> None:
+        """Close the socket (once); the receive loop and the pumps end."""
+        if self.closed:
+            return
+        self._closed.set()
+        async with self._send_lock:
+            with contextlib.suppress(Exception):
+                await self.websocket.close(code, reason)
+
+    # --- the connection's life ------------------------------------------------------------
+
+    async def serve(self) -> None:
+        """Run until the client leaves or the socket is closed; then clean up every follow."""
+        await self.send(
+            {
+                "type": "ready",
+                "viewer": {"kind": self.viewer.kind, "name": self.viewer.name},
+                "limits": {
+                    "max_frame_bytes": self.settings.ws_max_frame_bytes,
+                    "frames_per_minute": self.settings.ws_messages_per_minute,
+                },
+                "replay_window": REPLAY_WINDOW,
+            }
+        )
+        watchdog = asyncio.create_task(self._watch(), name=f"live-watch-{self.id}")
+        try:
+            await self._receive_loop()
+        finally:
+            self._closed.set()
+            watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watchdog
+            for case_id in list(self.follows):
+                await self._stop_follow(case_id)
+
+    async def _receive(self) -> Message | None:
+        receiving = asyncio.ensure_future(self.websocket.receive())
+        closing = asyncio.ensure_future(self._closed.wait())
+        done, _ = await asyncio.wait({receiving, closing}, return_when=asyncio.FIRST_COMPLETED)
+        if receiving in done:
+            closing.cancel()
+            return receiving.result()
+        receiving.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await receiving
+        return None
+
+    async def _receive_loop(self) -> None:
+        max_bytes = self.settings.ws_max_frame_bytes
+        while not self.closed:
+            message = await self._receive()
+            if message is None or message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            if text is None:
+                await self.close(Close.UNSUPPORTED, "send JSON in text frames")
+                return
+            if len(text) > max_bytes or len(text.encode()) > max_bytes:
+                await self.close(Close.TOO_BIG, "frame too large")
+                return
+            if not self.limiter.allow(time.monotonic()):
+                await self.close(Close.POLICY, "rate limit")
+                return
+            try:
+                frame = parse_frame(text)
+            except FrameError as error:
+                await self.send(_error("invalid", error.detail, error.raw))
+                continue
+            await self._handle(frame)
+
+    async def _handle(self, frame: Any) -> None:
+        if isinstance(frame, PingFrame):
+            await self.send({"type": "pong"})
+        elif isinstance(frame, FollowFrame):
+            await self._follow(frame)
+        elif isinstance(frame, UnfollowFrame):
+            if frame.case_id in self.follows:
+                await self._stop_follow(frame.case_id)
+            await self.send(
+                {"type": "unfollowed", "case_id": str(frame.case_id), "reason": "asked"}
+            )
+        elif isinstance(frame, MessageFrame):
+            await self._message(frame)
+        elif isinstance(frame, TypingFrame | ReadFrame):
+            await self._signal(frame)
+        else:
+            await self.send(_error("invalid", "Already authenticated.", {}))
+
+    # --- following ------------------------------------------------------------------------
+
+    async def _follow(self, frame: FollowFrame) -> None:
+        case_id = frame.case_id
+        if case_id in self.follows:
+            await self._stop_follow(case_id)
+        if len(self.follows) >= MAX_FOLLOWS:
+            await self.send(
+                _error("too_many", f"Follow at most {MAX_FOLLOWS} cases at once.", {}, case_id)
+            )
+            return
+        async with self.database.session() as session:
+            viewer = await session_viewer(session, self.session_id)
+            if viewer is None:
+                await self.close(Close.REVOKED, "session ended")
+                return
+            try:
+                case, representing = await case_for_viewer(session, viewer, case_id)
+            except NotFound as error:
+                await self.send(_error("not_found", error.detail, {}, case_id))
+                return
+            await record_access(
+                session,
+                viewer,
+                party_id=case.party_id,
+                action="read",
+                data="timeline",
+                case=case,
+                activity_code=definition_of(self.catalog, case).processing_activity,
+            )
+        # Subscribe before reading the log: nothing committed from here on can be missed.
+        following = self.broker.follow(case_id)
+        follower = await following.__aenter__()
+        try:
+            async with self.database.session() as session:
+                last_seq = (
+                    await session.exec(select(Case.last_seq).where(Case.id == case_id))
+                ).one()
+            position = resume_position(frame.after, last_seq)
+            if isinstance(position, str):
+                await following.__aexit__(None, None, None)
+                await self.send(
+                    {
+                        "type": "reload",
+                        "case_id": str(case_id),
+                        "reason": position,
+                        "last_seq": last_seq,
+                    }
+                )
+                return
+            follow = CaseFollow(case_id, representing, position, following, follower)
+            self.follows[case_id] = follow
+            answer: dict[str, Any] = {
+                "type": "followed",
+                "case_id": str(case_id),
+                "last_seq": last_seq,
+            }
+            if self.viewer.kind == "staff":
+                answer["citizen_online"] = await self.broker.citizen_online(case_id)
+            await self.send(answer)
+            if self.viewer.kind == "citizen":
+                await self.broker.citizen_here(case_id, self.id)
+            await self.broker.signal(self._signal_of(follow, "presence", {"state": "online"}))
+            follow.task = asyncio.create_task(self._pump(follow), name=f"live-{case_id}")
+        except BaseException:
+            if case_id not in self.follows:
+                await following.__aexit__(None, None, None)
+            raise
+
+    async def _stop_follow(self, case_id: uuid.UUID) -> None:
+        follow = self.follows.pop(case_id, None)
+        if follow is None:
+            return
+        if follow.task is not None and follow.task is not asyncio.current_task():
+            follow.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await follow.task
+        await follow.following.__aexit__(None, None, None)
+        with contextlib.suppress(Exception):
+            if self.viewer.kind == "citizen":
+                await self.broker.citizen_gone(case_id, self.id)
+            await self.broker.signal(self._signal_of(follow, "presence", {"state": "offline"}))
+
+    async def _lose_access(self, follow: CaseFollow) -> None:
+        await self._stop_follow(follow.case_id)
+        await self.send(
+            {"type": "unfollowed", "case_id": str(follow.case_id), "reason": "forbidden"}
+        )
+
+    async def _pump(self, follow: CaseFollow) -> None:
+        try:
+            await self._catch_up(follow)
+            while not self.closed:
+                batch = [await follow.follower.get()]
+                while (more := follow.follower.get_nowait()) is not None:
+                    batch.append(more)
+                if Interruption.CLOSED in batch:
+                    await self.close(Close.RECONNECT, "server going away")
+                    return
+                if not await self._still_allowed(follow):
+                    return
+                for item in batch:
+                    await self._pass_on(follow, item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("Live delivery of a case failed; closing the connection")
+            await self.close(Close.SERVER_ERROR, "server error")
+
+    async def _pass_on(self, follow: CaseFollow, item: LiveEvent | Signal | Interruption) -> None:
+        if item is Interruption.LAGGED:
+            await self._catch_up(follow)
+        elif isinstance(item, Signal):
+            if item.sender != self.id and item.audience in self.viewer.audiences:
+                await self.send(
+                    {"type": item.kind, "case_id": item.case_id, "who": item.who, **item.data}
+                )
+        elif isinstance(item, LiveEvent):
+            if item.seq <= follow.position:
+                return
+            if item.seq > follow.position + 1:
+                await self._catch_up(follow)
+                return
+            follow.position = item.seq
+            if visible(item, self.viewer.audiences):
+                await self.send(event_frame(item))
+
+    async def _catch_up(self, follow: CaseFollow) -> None:
+        """Send the logged events after the follow's position, in order, as the viewer may
+        see them; the position moves over staff-only events a citizen does not get."""
+        while not self.closed:
+            async with self.database.session() as session:
+                events = await events_after(
+                    session,
+                    follow.case_id,
+                    follow.position,
+                    audiences=ALL_AUDIENCES,
+                    limit=REPLAY_PAGE,
+                )
+            for event in events:
+                live = LiveEvent.from_event(event)
+                follow.position = live.seq
+                if visible(live, self.viewer.audiences):
+                    await self.send(event_frame(live))
+            if len(events) < REPLAY_PAGE:
+                return
+
+    async def _still_allowed(self, follow: CaseFollow) -> bool:
+        """Whether the session is live and the case still the viewer's to see, read from the
+        database before anything of the case is sent."""
+        async with self.database.session() as session:
+            viewer = await session_viewer(session, self.session_id)
+            if viewer is None:
+                await self.close(Close.REVOKED, "session ended")
+                return False
+            own_case = viewer.kind == "citizen" and not follow.representing
+            if not own_case:
+                try:
+                    await case_for_viewer(session, viewer, follow.case_id)
+                except NotFound:
+                    await self._lose_access(follow)
+                    return False
+        return True
+
+    async def _watch(self) -> None:
+        """At least every second: end the socket when the session ended, and each follow whose
+        case the viewer may no longer see; keep the citizen's presence fresh."""
+        ticks = 0
+        while not self.closed:
+            await asyncio.sleep(WATCH_SECONDS)
+            ticks += 1
+            lost: list[CaseFollow] = []
+            async with self.database.session() as session:
+                viewer = await session_viewer(session, self.session_id)
+                if viewer is None:
+                    await self.close(Close.REVOKED, "session ended")
+                    return
+                for follow in list(self.follows.values()):
+                    try:
+                        await case_for_viewer(session, viewer, follow.case_id)
+                    except NotFound:
+                        lost.append(follow)
+            for follow in lost:
+                await self._lose_access(follow)
+            if self.viewer.kind == "citizen" and ticks % PRESENCE_REFRESH_TICKS == 0:
+                for case_id in list(self.follows):
+                    with contextlib.suppress(Exception):
+                        await self.broker.citizen_here(case_id, self.id)
+
+    # --- chat lines and signals -----------------------------------------------------------
+
+    async def _message(self, frame: MessageFrame) -> None:
+        try:
+            async with self.database.session() as session:
+                viewer = await session_viewer(session, self.session_id)
+                if viewer is None:
+                    await self.close(Close.REVOKED, "session ended")
+                    return
+                posted = await chat.say(
+                    session,
+                    self.context,
+                    viewer=viewer,
+                    case_id=frame.case_id,
+                    body=frame.body,
+                    ref=frame.ref,
+                    internal=frame.type == "note",
+                )
+        except HubError as error:
+            await self.send(
+                _error(error.type_suffix, error.detail, {"ref": frame.ref}, frame.case_id)
+            )
+            return
+        # Committed (and published) by now: only a stored line is acknowledged.
+        await self.send(
+            {
+                "type": "ack",
+                "ref": frame.ref,
+                "case_id": str(posted.case_id),
+                "message_id": str(posted.message.id),
+                "seq": posted.seq,
+            }
+        )
+
+    def _signal_of(self, follow: CaseFollow, kind: str, data: dict[str, Any]) -> Signal:
+        who_kind = "representative" if follow.representing else self.viewer.kind
+        return Signal(
+            case_id=str(follow.case_id),
+            kind=kind,
+            sender=self.id,
+            who={"kind": who_kind, "name": self.viewer.name},
+            data=data,
+        )
+
+    async def _signal(self, frame: TypingFrame | ReadFrame) -> None:
+        follow = self.follows.get(frame.case_id)
+        if follow is None:
+            await self.send(
+                _error(
+                    "not_following", "Follow the case before signalling on it.", {}, frame.case_id
+                )
+            )
+            return
+        data: dict[str, Any] = (
+            {"active": frame.active} if isinstance(frame, TypingFrame) else {"seq": frame.seq}
+        )
+        await self.broker.signal(self._signal_of(follow, frame.type, data))
+
+
+def _error(
+    code: str, detail: str, raw: dict[str, Any], case_id: uuid.UUID | None = None
+) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "detail": detail}
+    ref = raw.get("ref")
+    if isinstance(ref, str) and len(ref) <= 64:
+        frame["ref"] = ref
+    if case_id is not None:
+        frame["case_id"] = str(case_id)
+    elif isinstance(raw.get("case_id"), str) and len(raw["case_id"]) <= 64:
+        frame["case_id"] = raw["case_id"]
+    return frame
+
+
+def connections(state: State) -> set[LiveConnection]:
+    """The open live connections of this app (closed with 1012 when it shuts down)."""
+    found: set[LiveConnection] | None = getattr(state, "live_connections", None)
+    if found is None:
+        found = set()
+        state.live_connections = found
+    return found
+
+
+async def close_all(state: State) -> None:
+    """Tell every open socket the server is going away, so clients reconnect elsewhere."""
+    for connection in list(connections(state)):
+        await connection.close(Close.RECONNECT, "server going away")
