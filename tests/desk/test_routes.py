@@ -13,8 +13,8 @@ from sqlmodel import col, select
 from hub.db import Database, utcnow
 from hub.desk.service import follow_up_channel
 from hub.models import AccessLogEntry, DigitalAddress, Party, ProcessingActivity
-from tests.builders import bearer, key_for, make_case, make_party
-from tests.messages.world import DESK_PURPOSE, World
+from tests.builders import bearer, key_for, make_party
+from tests.messages.world import DESK_PURPOSE, World, open_for
 
 SEARCH = "/api/desk/search"
 
@@ -308,7 +308,7 @@ async def test_a_follow_up_channel_without_an_address_is_refused_naming_what_is_
     client: httpx.AsyncClient, database: Database, world: World
 ) -> None:
     async with database.session() as session:
-        case = await make_case(session, world.bram)
+        case = await open_for(session, world.bram, "vraag", agency_id="toeslagen")
     url = f"/api/desk/cases/{case.id}/follow-up"
     for channel, needle in (
         ("sms", "no verified mobile number"),
@@ -344,7 +344,7 @@ async def test_a_number_that_stopped_texts_or_no_digital_contact_rules_out_a_cha
         ).one()
         number.opted_out_at = utcnow()
         session.add(number)
-        case = await make_case(session, maria)
+        case = await open_for(session, maria, "vraag", agency_id="toeslagen")
     url = f"/api/desk/cases/{case.id}/follow-up"
     stopped = await client.post(url, json={"channel": "sms"}, headers=bearer(world.sanne_token))
     assert stopped.status_code == 422 and "STOP" in stopped.json()["detail"]

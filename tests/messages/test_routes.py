@@ -13,8 +13,8 @@ from hub.db import Database
 from hub.events.service import Actor
 from hub.messages.service import post_message
 from hub.models import AccessLogEntry, CaseEvent, Document, Message, OutboxItem, ProcessingActivity
-from tests.builders import bearer, make_case, make_party, token_for
-from tests.messages.world import World
+from tests.builders import bearer, make_party, token_for
+from tests.messages.world import World, open_for
 
 
 def thread_url(world: World) -> str:
@@ -113,7 +113,7 @@ async def test_a_reply_on_a_channel_without_address_falls_back_and_says_so(
 ) -> None:
     async with database.session() as session:
         party = await make_party(session, "Kees", phone="+31612345099")
-        case = await make_case(session, party)
+        case = await open_for(session, party, "vraag", agency_id="toeslagen")
     reply = await client.post(
         f"/api/cases/{case.id}/messages",
         json={"body": "Uw antwoord", "channel": "email"},

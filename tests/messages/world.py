@@ -5,11 +5,17 @@ representative of the first."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from dataclasses import dataclass
 
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.cases.service import open_case
 from hub.db import Database
+from hub.events.service import Actor
 from hub.models import Case, Party, StaffMember
-from tests.builders import make_agency, make_case, make_mandate, make_party, token_for
+from journeys.catalog import Catalog, load_catalog
+from tests.builders import make_agency, make_mandate, make_party, token_for
 
 DESK_PURPOSE = "balie-zoeken"
 
@@ -29,6 +35,25 @@ class World:
     rita_token: str
     sanne_token: str
     lotte_token: str
+
+
+@functools.cache
+def catalog() -> Catalog:
+    """The journey catalogue, read once: parsing it for every case would slow every test."""
+    return load_catalog()
+
+
+async def open_for(
+    session: AsyncSession, party: Party, journey: str, *, agency_id: str | None = None
+) -> Case:
+    return await open_case(
+        session,
+        catalog=catalog(),
+        journey_id=journey,
+        party=party,
+        actor=Actor.system(),
+        agency_id=agency_id,
+    )
 
 
 async def make_world(database: Database) -> World:
@@ -58,9 +83,9 @@ async def make_world(database: Database) -> World:
         bram = await make_party(session, "Bram Smit")
         rita = await make_party(session, "Rita Jansen")
         await make_mandate(session, representative=rita, party=anna)
-        question = await make_case(session, anna, journey="vraag", agency_id="toeslagen")
-        allowance = await make_case(session, anna, journey="huurtoeslag")
-        benefit = await make_case(session, anna, journey="ww-uitkering", agency_id="uwv")
+        question = await open_for(session, anna, "vraag", agency_id="toeslagen")
+        allowance = await open_for(session, anna, "huurtoeslag")
+        benefit = await open_for(session, anna, "ww-uitkering")
     return World(
         anna=anna,
         bram=bram,
