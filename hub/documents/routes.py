@@ -25,6 +25,7 @@ from hub.cases.service import act_on_case, definition_of
 from hub.clock import local_today
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.documents.service import (
+    EXTENSIONS,
     DocumentTooLarge,
     documents_of_case,
     sniff,
@@ -280,7 +281,7 @@ def content_disposition(filename: str) -> str:
 @router.get(
     "/documents/{document_id}",
     response_class=Response,
-    responses={200: {"content": {"application/pdf": {}, "image/png": {}, "image/jpeg": {}}}},
+    responses={200: {"content": {content_type: {} for content_type in EXTENSIONS}}},
 )
 async def download_document(
     document_id: uuid.UUID,

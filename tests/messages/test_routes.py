@@ -13,7 +13,7 @@ from hub.db import Database
 from hub.events.service import Actor
 from hub.messages.service import post_message
 from hub.models import AccessLogEntry, CaseEvent, Document, Message, OutboxItem, ProcessingActivity
-from tests.builders import bearer, make_party, token_for
+from tests.builders import bearer, key_for, make_party, token_for
 from tests.messages.world import World, open_for
 
 
@@ -275,3 +275,26 @@ async def test_attachments_are_listed_with_their_message(
             "size": 1234,
         }
     ]
+
+
+async def test_an_agency_system_replies_and_notes_under_its_own_name(
+    client: httpx.AsyncClient, database: Database, world: World
+) -> None:
+    key = await key_for(database, "toeslagen")
+    reply = await client.post(
+        thread_url(world), json={"body": "Uw aanvraag is binnen."}, headers=bearer(key)
+    )
+    note = await client.post(
+        thread_url(world),
+        json={"body": "Automatisch verwerkt", "internal": True},
+        headers=bearer(key),
+    )
+    assert reply.status_code == note.status_code == 201, (reply.text, note.text)
+    assert reply.json()["author_kind"] == "agency" and reply.json()["identified_by"] == "api_key"
+    assert (note.json()["channel"], note.json()["direction"]) == ("api", "internal")
+    events = await client.get(f"/api/cases/{world.question.id}/events", headers=bearer(key))
+    by_seq = {e["seq"]: e for e in events.json()["events"]}
+    assert by_seq[reply.json()["seq"]]["payload"]["message_id"] == reply.json()["id"]
+    assert by_seq[note.json()["seq"]]["kind"] == "note"
+    other = await key_for(database, "uwv")
+    assert (await client.get(thread_url(world), headers=bearer(other))).status_code == 404
