@@ -26,7 +26,7 @@ from hub.events.fanout import Broker
 from hub.events.service import Actor
 from hub.messages.service import post_message
 from hub.models import Case, DigitalAddress, Message, OutboxItem, Party, ReviewItem
-from hub.review.service import add_review_item, first_receipt
+from hub.review.service import add_review_item, announce_document, first_receipt
 
 log = logging.getLogger("channels.email")
 
@@ -121,9 +121,12 @@ async def _store_attachments(
     party_id: uuid.UUID | None = None,
     message_id: uuid.UUID | None = None,
     review_item_id: uuid.UUID | None = None,
+    author: Actor | None = None,
+    broker: Broker | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Keep each attachment that passes the document store's type and size checks; list the
-    others with the reason, so none is lost without a trace."""
+    others with the reason, so none is lost without a trace. A file kept on a case is
+    announced on it (``document_added``) by ``author``."""
     kept: list[dict[str, Any]] = []
     refused: list[dict[str, Any]] = []
     for attachment in mail.attachments:
@@ -152,6 +155,10 @@ async def _store_attachments(
                 }
             )
         else:
+            if case_id is not None and author is not None:
+                await announce_document(
+                    session, case_id=case_id, document=document, actor=author, broker=broker
+                )
             kept.append(
                 {
                     "document_id": str(document.id),
@@ -195,12 +202,13 @@ async def receive_mail(
         return await _to_review(session, mail, raw, settings=settings, meta=meta, match=match)
     case = match.case
     party = await session.get(Party, case.party_id)
+    author = Actor(kind="citizen", id=str(case.party_id), name=party.name if party else None)
     message = await post_message(
         session,
         case=case,
         channel="email",
         direction="inbound",
-        author=Actor(kind="citizen", id=str(case.party_id), name=party.name if party else None),
+        author=author,
         body=mail.body,
         original_body=mail.text if mail.text != mail.body else None,
         subject=mail.subject,
@@ -216,6 +224,8 @@ async def receive_mail(
         case_id=case.id,
         party_id=case.party_id,
         message_id=message.id,
+        author=author,
+        broker=broker,
     )
     if kept or refused:
         message.meta = {**message.meta, "attachments": kept, "attachments_refused": refused}

@@ -102,7 +102,13 @@ async def start_receiver(
 async def serve(settings: Settings) -> None:
     """Run the receiver until SIGINT or SIGTERM."""
     database = Database(settings.database_url)
-    server = await start_receiver(settings, database)
+    broker: Broker | None = None
+    if settings.redis_url:
+        # Live views in the `hub serve` processes see an inbound mail at once.
+        from hub.events.redis_broker import RedisBroker
+
+        broker = await RedisBroker.connect(settings.redis_url)
+    server = await start_receiver(settings, database, broker=broker)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -118,6 +124,8 @@ async def serve(settings: Settings) -> None:
     finally:
         server.close()
         await server.wait_closed()
+        if broker is not None:
+            await broker.close()
         await database.dispose()
 
 

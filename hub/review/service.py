@@ -24,7 +24,7 @@ from hub.db import utcnow
 from hub.delivery.service import enqueue
 from hub.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from hub.events.fanout import Broker
-from hub.events.service import Actor
+from hub.events.service import Actor, append_event
 from hub.messages.service import post_message
 from hub.models import (
     Case,
@@ -143,6 +143,31 @@ async def documents_of_item(session: AsyncSession, item_id: uuid.UUID) -> list[D
     return list((await session.exec(query)).all())
 
 
+async def announce_document(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    document: Document,
+    actor: Actor,
+    broker: Broker | None = None,
+) -> None:
+    """The ``document_added`` event for a file that came with a message (as an upload has)."""
+    await append_event(
+        session,
+        case_id=case_id,
+        kind="document_added",
+        actor=actor,
+        payload={
+            "document_id": str(document.id),
+            "filename": document.filename,
+            "content_type": document.content_type,
+            "size": document.size,
+            "source": document.source,
+        },
+        broker=broker,
+    )
+
+
 def _require_open(item: ReviewItem) -> None:
     if item.status != "open":
         raise Conflict(f"This item is {item.status} already.")
@@ -181,11 +206,18 @@ async def attach_review_item(
         meta=meta,
         broker=broker,
     )
+    author = Actor(kind="citizen", id=str(case.party_id), name=party.name if party else None)
     for document in await documents_of_item(session, item.id):
-        document.case_id = case.id
         document.party_id = case.party_id
         document.message_id = message.id
+        if document.source != "raw_mail":
+            # The raw mail stays with the item and the message, not in the case's files.
+            document.case_id = case.id
         session.add(document)
+        if document.case_id is not None:
+            await announce_document(
+                session, case_id=case.id, document=document, actor=author, broker=broker
+            )
     item.status = "attached"
     item.case_id = case.id
     item.party_id = case.party_id

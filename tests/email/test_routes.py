@@ -244,6 +244,11 @@ async def test_attachments_are_kept_or_listed_with_the_reason(
     assert set(refused) == {"setup.exe", "groot.pdf"}
     assert "PDF" in refused["setup.exe"]
     assert "bytes" in refused["groot.pdf"]
+    async with database.session() as session:
+        events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))).all()
+    [added] = [e for e in events if e.kind == "document_added"]
+    assert added.payload["document_id"] == str(document.id)
+    assert added.payload["source"] == "email"
 
 
 async def test_too_large_or_not_a_mail_is_a_clear_error(

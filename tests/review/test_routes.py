@@ -14,6 +14,7 @@ from hub.db import Database
 from hub.models import (
     AccessLogEntry,
     Case,
+    CaseEvent,
     DigitalAddress,
     Document,
     Message,
@@ -154,7 +155,16 @@ async def test_attaching_puts_the_mail_and_its_files_on_the_case(
     assert message.channel == "email" and message.direction == "inbound"
     assert message.body == "Hierbij mijn loonstrook."
     assert item.message_id == message.id and item.resolved_by is not None
-    assert {(d.case_id, d.message_id) for d in documents} == {(w.case.id, message.id)}
+    assert {(d.content_type, d.case_id, d.message_id) for d in documents} == {
+        ("application/pdf", w.case.id, message.id),
+        # The raw mail stays with the message, out of the case's files.
+        ("message/rfc822", None, message.id),
+    }
+    async with database.session() as session:
+        events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == w.case.id))).all()
+    assert [e.payload["filename"] for e in events if e.kind == "document_added"] == [
+        "loonstrook.pdf"
+    ]
 
     again = await client.post(
         f"/api/review-items/{item_id}/attach",
