@@ -146,6 +146,10 @@ class SmtpAdapter:
             mail["In-Reply-To"] = answered
             mail["References"] = answered
         mail["Content-Language"] = message.language if message.language in LANGUAGES else "nl"
+        if message.template != "reply":
+            # A notice is sent by the hub, not a person: responders must not answer it
+            # (RFC 3834), which keeps out-of-office loops off the case.
+            mail["Auto-Submitted"] = "auto-generated"
         mail.set_content(text)
         mail.add_alternative(html, subtype="html")
         return mail

@@ -171,12 +171,16 @@ async def _store_attachments(
 
 
 def _meta(mail: ParsedMail, via: Via) -> dict[str, Any]:
-    return {
+    meta: dict[str, Any] = {
         **mail.authentication,
         "from": mail.sender,
         "from_name": mail.sender_name,
         "received_via": via,
     }
+    if mail.auto_submitted:
+        # Kept, as everything is, but marked: an out-of-office answer is not the citizen's.
+        meta["auto_submitted"] = mail.auto_submitted
+    return meta
 
 
 async def receive_mail(

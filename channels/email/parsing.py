@@ -43,6 +43,8 @@ class ParsedMail:
     body: str
     authentication: dict[str, str]
     attachments: list[Attachment] = field(default_factory=list)
+    # An out-of-office or other automatic answer ("auto-replied"), per RFC 3834; else None.
+    auto_submitted: str | None = None
 
 
 def clean_header(value: object, *, limit: int = 300) -> str:
@@ -120,7 +122,7 @@ def attachments_of(message: Message) -> list[Attachment]:
             continue
         found.append(
             Attachment(
-                filename=clean_header(part.get_filename(), limit=255) or None,
+                filename=clean_header(_decoded(part.get_filename()), limit=255) or None,
                 declared_type=part.get_content_type(),
                 content=content,
             )
@@ -177,7 +179,22 @@ def parse_mail(raw: bytes) -> ParsedMail:
         body=body,
         authentication=authentication_verdict(message),
         attachments=attachments_of(message),
+        auto_submitted=automatic(message),
     )
+
+
+def automatic(message: Message) -> str | None:
+    """Why the mail looks sent by a machine (RFC 3834's Auto-Submitted, or the headers of
+    common out-of-office responders); None for a mail a person sent."""
+    auto = clean_header(message.get("auto-submitted"), limit=40).lower()
+    if auto and auto != "no":
+        return auto.split(";")[0].strip()
+    precedence = clean_header(message.get("precedence"), limit=40).lower()
+    if precedence in ("auto_reply", "bulk", "junk"):
+        return precedence
+    if message.get("x-autoreply") or message.get("x-autorespond"):
+        return "auto-replied"
+    return None
 
 
 def _decoded(value: object) -> str:

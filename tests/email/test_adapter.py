@@ -73,6 +73,7 @@ async def test_a_reply_goes_out_with_text_and_html_and_a_reply_address(
     assert mail["Message-ID"] == report.provider_id == f"<{message.id.hex}@hub.test>"
     assert mail["Subject"] == "Uw vraag — HT-2026-000001"
     assert mail["To"] == "Jan Jansen <jan@example.nl>"
+    assert mail["Auto-Submitted"] is None  # a person's reply: an out-of-office may answer
 
     token = token_in(mail["Reply-To"], DOMAIN)
     assert token is not None and len(mail["Reply-To"].split("@")[0]) <= 64
@@ -126,6 +127,7 @@ async def test_english_and_generic_templates(settings: Settings, sink: SmtpSink)
     assert plain is not None and "Dear Jan Jansen" in plain.get_content()
     assert "A decision." in plain.get_content()
     assert code["Reply-To"] is None  # no case: nothing to reply onto
+    assert english["Auto-Submitted"] == "auto-generated"
 
 
 def test_every_journey_notice_renders_in_both_languages() -> None:

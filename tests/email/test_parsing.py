@@ -63,3 +63,26 @@ def test_attachments_are_read_apart_from_the_body() -> None:
         ("loonstrook.pdf", PDF),
         ("tool.exe", EXE),
     ]
+
+
+def test_automatic_answers_are_recognised() -> None:
+    out_of_office = b"From: a@example.nl\r\nAuto-Submitted: auto-replied\r\n\r\nAfwezig.\r\n"
+    bulk = b"From: a@example.nl\r\nPrecedence: auto_reply\r\n\r\nAfwezig.\r\n"
+    person = b"From: a@example.nl\r\nAuto-Submitted: no\r\n\r\nHoi.\r\n"
+    assert parse_mail(out_of_office).auto_submitted == "auto-replied"
+    assert parse_mail(bulk).auto_submitted == "auto_reply"
+    assert parse_mail(person).auto_submitted is None
+
+
+def test_encoded_attachment_names_are_read() -> None:
+    raw = (
+        b"From: a@example.nl\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/plain\r\n\r\nZie bijlage.\r\n--b\r\n"
+        b'Content-Type: application/pdf; name="=?utf-8?q?b=C3=A9schikking.pdf?="\r\n'
+        b'Content-Disposition: attachment; filename="=?utf-8?q?b=C3=A9schikking.pdf?="\r\n'
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )
+    [attachment] = parse_mail(raw).attachments
+    assert attachment.filename == "béschikking.pdf"
+    assert attachment.content == b"%PDF-1.4\n"
