@@ -17,13 +17,16 @@ Use it as a context manager, or through a fixture (``tests/sms/conftest.py`` has
         [sent] = twilio.sent                  # the form fields of each accepted create
         assert sent["To"] == "+31612345678"
 
-and sign the webhooks a test posts to the hub::
+and post the webhooks a test sends the hub, signed as Twilio signs them (for the hub's
+public URL, ``HUB_BASE_URL``, which is what the hub checks against)::
 
     form = twilio.inbound_form(sender="+31612345678", body="Hello")
-    response = await client.post(
-        "/api/sms/inbound", data=form,
-        headers=twilio.signature_headers("http://127.0.0.1:8000/api/sms/inbound", form),
-    )
+    response = await twilio.post(client, "/api/sms/inbound", form, public_url=settings.base_url)
+    form = twilio.status_form(sid=outbox_row.provider_id, status="delivered")
+    response = await twilio.post(client, "/api/sms/status", form, public_url=settings.base_url)
+
+``python -m tests.fakes.twilio [port]`` serves one on its own, for a hub started by hand: it
+prints the HUB_TWILIO_* settings to start the hub with and each text it accepts.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
+import httpx
 from twilio.request_validator import RequestValidator
 
 from hub.messages.segments import count_segments
@@ -90,7 +94,8 @@ class TwilioStandIn:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def start(self) -> TwilioStandIn:
+    def start(self, port: int = 0) -> TwilioStandIn:
+        """Serve on 127.0.0.1:``port`` (a free one when 0) in a thread of its own."""
         stand_in = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -103,7 +108,7 @@ class TwilioStandIn:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
@@ -170,6 +175,20 @@ class TwilioStandIn:
 
     def signature_headers(self, url: str, form: dict[str, str]) -> dict[str, str]:
         return {"X-Twilio-Signature": self.signature(url, form)}
+
+    async def post(
+        self,
+        client: httpx.AsyncClient,
+        path: str,
+        form: dict[str, str],
+        *,
+        public_url: str,
+        signed_for: str | None = None,
+    ) -> httpx.Response:
+        """POST ``form`` to the hub at ``path`` as Twilio does: form-encoded, signed for the
+        hub's public URL (``public_url`` + ``path``) unless ``signed_for`` says otherwise."""
+        url = signed_for or public_url.rstrip("/") + path
+        return await client.post(path, data=form, headers=self.signature_headers(url, form))
 
     def inbound_form(
         self, *, sender: str, body: str, sid: str | None = None, to: str | None = None
@@ -301,3 +320,30 @@ def _error(code: int | None, message: str, status: int) -> dict[str, Any]:
         "more_info": f"https://www.twilio.com/docs/errors/{code}",
         "status": status,
     }
+
+
+def main() -> None:
+    """Serve a stand-in until interrupted, printing the settings that point a hub at it and
+    each text it accepts (``python -m tests.fakes.twilio [port]``), for trying the SMS
+    channel on a running hub."""
+    import sys
+    import time
+
+    port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
+    stand_in = TwilioStandIn()
+    stand_in.start(port=port)
+    for name, value in stand_in.settings().items():
+        print(f"HUB_{name.upper()}={value}", flush=True)
+    shown = 0
+    try:
+        while True:
+            time.sleep(0.2)
+            for form in stand_in.sent[shown:]:
+                print(f"text to {form.get('To')}: {form.get('Body')!r}", flush=True)
+            shown = len(stand_in.sent)
+    except KeyboardInterrupt:
+        stand_in.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -43,5 +43,4 @@ async def post_webhook(
 ) -> httpx.Response:
     """POST ``form`` to the hub's ``path`` as Twilio does, signed for the public URL (or for
     ``signed_for``)."""
-    url = signed_for or PUBLIC_URL + path
-    return await client.post(path, data=form, headers=twilio.signature_headers(url, form))
+    return await twilio.post(client, path, form, public_url=PUBLIC_URL, signed_for=signed_for)

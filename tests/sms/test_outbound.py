@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
 from sqlmodel import col, select
 
 from channels.sms.adapter import TwilioSmsAdapter
+from channels.sms.wiring import TwilioSettingsMissing, adapters
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.worker import deliver_once
@@ -252,3 +254,17 @@ async def test_a_text_queued_before_the_number_texted_stop_is_not_sent(
     assert first.status == "permanent-failure"
     assert first.last_error is not None and "texted STOP" in first.last_error
     assert fallback.channel == "email"
+
+
+def test_an_account_sid_without_token_or_number_stops_the_hub_from_starting(
+    tmp_path: Path, database: Database
+) -> None:
+    settings = Settings(environment="test", data_dir=tmp_path, twilio_account_sid="AC" + "1" * 32)
+    with pytest.raises(TwilioSettingsMissing, match="HUB_TWILIO_AUTH_TOKEN"):
+        adapters(settings, database)
+
+
+def test_without_an_account_sid_texts_stay_in_the_development_outbox(
+    tmp_path: Path, database: Database
+) -> None:
+    assert adapters(Settings(environment="test", data_dir=tmp_path), database) == []
