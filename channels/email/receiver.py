@@ -113,11 +113,10 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
-    log.info(
-        "mail receiver on %s:%s for %s",
-        settings.mail_receiver_host,
-        settings.mail_receiver_port,
-        settings.inbound_mail_domain,
+    print(
+        f"Mail receiver listening on {settings.mail_receiver_host}:{settings.mail_receiver_port} "
+        f"for mail to {settings.inbound_mail_domain} (up to {settings.max_mail_bytes:,} bytes)",
+        flush=True,
     )
     try:
         await stop.wait()
