@@ -11,7 +11,7 @@ from typing import Literal
 
 from channels.letter.compose import compose_letter
 from channels.letter.layout import render_pdf
-from channels.letter.service import print_job_for_outbox, queue_letter
+from channels.letter.service import hold_for_print_queue, print_job_for_outbox, queue_letter
 from hub.clock import local_today
 from hub.config import Settings
 from hub.db import Database
@@ -43,6 +43,8 @@ class LetterAdapter:
             )
         async with self.database.session() as session:
             existing = await print_job_for_outbox(session, message.id)
+            if existing is not None:
+                await hold_for_print_queue(session, message.id)
         if existing is not None:
             return report_for(existing)
         letter = compose_letter(
@@ -56,4 +58,5 @@ class LetterAdapter:
             job = await queue_letter(
                 session, message=message, pdf=pdf, store=self.settings.document_store
             )
+            await hold_for_print_queue(session, message.id)
         return report_for(job)

@@ -7,6 +7,7 @@ delivered and the citizen sees "we posted a letter to you on …" on the case.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,9 @@ from hub.ports import Outbound
 log = logging.getLogger("channels.letter")
 
 PrintStatus = Literal["queued", "collected", "posted"]
+# How long the delivery worker leaves a queued letter alone: the print queue, not the
+# worker, moves it on; the worker only looks again in case its job was lost.
+PRINT_QUEUE_RECHECK = dt.timedelta(days=1)
 ORDER: dict[str, int] = {"queued": 0, "collected": 1, "posted": 2}
 
 
@@ -53,6 +57,15 @@ class QueuedLetter:
 async def print_job_for_outbox(session: AsyncSession, outbox_id: uuid.UUID) -> PrintJob | None:
     query = select(PrintJob).where(PrintJob.outbox_id == outbox_id)
     return (await session.exec(query)).first()
+
+
+async def hold_for_print_queue(session: AsyncSession, outbox_id: uuid.UUID) -> None:
+    """Keep the delivery worker from taking the letter's outbox row up again while the
+    letter waits to be collected and posted (it stays ``sending`` until then)."""
+    outbox = await session.get(OutboxItem, outbox_id)
+    if outbox is not None and outbox.status in ("pending", "sending"):
+        outbox.next_attempt_at = utcnow() + PRINT_QUEUE_RECHECK
+        session.add(outbox)
 
 
 async def queue_letter(

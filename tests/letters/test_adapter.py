@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 
 from sqlmodel import col, func, select
 
 from channels.letter.adapter import LetterAdapter
 from hub.app import build_adapters
 from hub.config import Settings
-from hub.db import Database
+from hub.db import Database, utcnow
 from hub.delivery.worker import claim_due, deliver_once
 from hub.documents.service import read_file
 from hub.models import Document, Message, OutboxItem, PrintJob
@@ -18,6 +19,14 @@ from hub.ports import Outbound
 from tests.builders import make_case, make_party
 from tests.letters.conftest import BODY, LetterCase
 from tests.letters.reading import pdf_text
+
+
+async def expire_claims(database: Database) -> None:
+    async with database.session() as session:
+        for item in (await session.exec(select(OutboxItem))).all():
+            item.claimed_until = utcnow() - dt.timedelta(seconds=1)
+            item.next_attempt_at = utcnow() - dt.timedelta(seconds=1)
+            session.add(item)
 
 
 async def count(database: Database, model: type[PrintJob] | type[Document]) -> int:
@@ -85,11 +94,24 @@ async def test_sending_the_same_outbox_row_again_makes_no_second_job(
     again = await adapter.send(outbound)
     assert first.status == again.status == "sending"
     assert first.provider_id == again.provider_id
-    # And through the worker, however often it takes the row up.
-    await deliver_once(database, build_adapters(settings, database))
-    await deliver_once(database, build_adapters(settings, database))
+    # The worker takes the row up again once the claim of the worker that crashed expires.
+    await expire_claims(database)
+    assert await deliver_once(database, build_adapters(settings, database)) == 1
     assert await count(database, PrintJob) == 1
     assert await count(database, Document) == 1
+
+
+async def test_the_worker_leaves_a_queued_letter_to_the_print_queue(
+    settings: Settings, database: Database, letter_case: LetterCase
+) -> None:
+    adapters = build_adapters(settings, database)
+    assert await deliver_once(database, adapters) == 1
+    # Waiting to be posted, the letter is not sent again and again.
+    assert await deliver_once(database, adapters) == 0
+    async with database.session() as session:
+        outbox = (await session.exec(select(OutboxItem))).one()
+    assert outbox.status == "sending"
+    assert outbox.next_attempt_at > utcnow() + dt.timedelta(hours=23)
 
 
 async def test_two_workers_sending_the_same_row_at_once_make_one_job(
