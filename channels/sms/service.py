@@ -38,8 +38,6 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -52,8 +50,8 @@ from hub.events.fanout import Broker
 from hub.events.service import Actor, append_event
 from hub.messages.segments import count_segments
 from hub.messages.service import post_message
-from hub.models import Case, DigitalAddress, InboundReceipt, Message, OutboxItem, Party, ReviewItem
-from hub.review.service import add_review_item
+from hub.models import Case, DigitalAddress, Message, OutboxItem, Party, ReviewItem
+from hub.review.service import add_review_item, first_receipt
 
 log = logging.getLogger("channels.sms")
 
@@ -344,21 +342,6 @@ async def apply_status(
     if item.status == "permanent-failure":
         await fall_back(session, item, broker=broker)
     return item.status
-
-
-async def first_receipt(session: AsyncSession, source: str, external_id: str) -> bool:
-    """Record that a Twilio event was applied; False when it was before (a repeated webhook).
-
-    The same as ``hub.review.service.first_receipt``, which leaves out the row's NOT NULL
-    ``received_at`` and so fails on both backends; this copy goes once that one is mended.
-    """
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    result = await session.exec(
-        insert(InboundReceipt)
-        .values(source=source, external_id=external_id[:300], received_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["source", "external_id"])
-    )
-    return bool(result.rowcount)
 
 
 # -- inbound: where a text goes ------------------------------------------------------------
