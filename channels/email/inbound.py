@@ -25,7 +25,7 @@ from hub.documents.service import DocumentRefused, store_document
 from hub.events.fanout import Broker
 from hub.events.service import Actor
 from hub.messages.service import post_message
-from hub.models import Case, DigitalAddress, Message, OutboxItem, Party, ReviewItem
+from hub.models import Case, DigitalAddress, Document, Message, OutboxItem, Party, ReviewItem
 from hub.review.service import add_review_item, announce_document, first_receipt
 
 log = logging.getLogger("channels.email")
@@ -170,6 +170,32 @@ async def _store_attachments(
     return kept, refused
 
 
+async def _keep_raw(
+    session: AsyncSession,
+    raw: bytes,
+    *,
+    settings: Settings,
+    party_id: uuid.UUID | None = None,
+    message_id: uuid.UUID | None = None,
+    review_item_id: uuid.UUID | None = None,
+) -> Document:
+    """The mail exactly as it arrived (headers, HTML, signatures), beside its message or
+    review item but not among the case's files: the evidence behind what the case shows."""
+    return await store_document(
+        session,
+        store=settings.document_store,
+        content=raw,
+        filename="mail.eml",
+        source="raw_mail",
+        uploaded_by_kind="system",
+        max_bytes=settings.max_mail_bytes,
+        party_id=party_id,
+        message_id=message_id,
+        review_item_id=review_item_id,
+        content_type="message/rfc822",
+    )
+
+
 def _meta(mail: ParsedMail, via: Via) -> dict[str, Any]:
     meta: dict[str, Any] = {
         **mail.authentication,
@@ -214,7 +240,7 @@ async def receive_mail(
         direction="inbound",
         author=author,
         body=mail.body,
-        original_body=mail.text if mail.text != mail.body else None,
+        original_body=mail.text or None,
         subject=mail.subject,
         external_id=mail.message_id,
         identified_by=match.identified_by,
@@ -231,10 +257,17 @@ async def receive_mail(
         author=author,
         broker=broker,
     )
-    if kept or refused:
-        message.meta = {**message.meta, "attachments": kept, "attachments_refused": refused}
-        session.add(message)
-        await session.flush()
+    raw_document = await _keep_raw(
+        session, raw, settings=settings, party_id=case.party_id, message_id=message.id
+    )
+    message.meta = {
+        **message.meta,
+        "raw_document_id": str(raw_document.id),
+        "attachments": kept,
+        "attachments_refused": refused,
+    }
+    session.add(message)
+    await session.flush()
     log.info("mail %s threaded onto case %s by %s", message.id, case.id, match.identified_by)
     return MailOutcome("message", mail.message_id, message=message)
 
@@ -254,23 +287,13 @@ async def _to_review(
         sender=mail.sender or "(no sender)",
         subject=mail.subject,
         body=mail.body,
-        original_body=mail.text if mail.text != mail.body else None,
+        original_body=mail.text or None,
         external_id=mail.message_id,
         reason=match.reason or "no_token",
         meta=meta,
         party_id=await _suggested_party(session, mail.sender),
     )
-    raw_document = await store_document(
-        session,
-        store=settings.document_store,
-        content=raw,
-        filename="mail.eml",
-        source="raw_mail",
-        uploaded_by_kind="system",
-        max_bytes=settings.max_mail_bytes,
-        review_item_id=item.id,
-        content_type="message/rfc822",
-    )
+    raw_document = await _keep_raw(session, raw, settings=settings, review_item_id=item.id)
     kept, refused = await _store_attachments(
         session, mail, settings=settings, review_item_id=item.id
     )

@@ -235,8 +235,11 @@ async def test_attachments_are_kept_or_listed_with_the_reason(
         documents = (
             await session.exec(select(Document).where(Document.message_id == message.id))
         ).all()
-    [document] = documents
-    assert document.case_id == case.id and document.source == "email"
+    [document] = [d for d in documents if d.source == "email"]
+    [raw_mail] = [d for d in documents if d.source == "raw_mail"]
+    assert raw_mail.case_id is None and read_file(settings.document_store, raw_mail) == raw
+    assert message.meta["raw_document_id"] == str(raw_mail.id)
+    assert document.case_id == case.id
     assert document.filename == "loonstrook.pdf" and document.content_type == "application/pdf"
     assert read_file(settings.document_store, document) == PDF
     assert message.meta["attachments"][0]["document_id"] == str(document.id)
