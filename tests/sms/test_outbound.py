@@ -15,6 +15,7 @@ from channels.sms.wiring import TwilioSettingsMissing, adapters
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.worker import deliver_once
+from hub.errors import InvalidInput
 from hub.events.service import Actor
 from hub.messages.service import reply
 from hub.models import Case, CaseEvent, DigitalAddress, Message, OutboxItem
@@ -268,3 +269,35 @@ def test_without_an_account_sid_texts_stay_in_the_development_outbox(
     tmp_path: Path, database: Database
 ) -> None:
     assert adapters(Settings(environment="test", data_dir=tmp_path), database) == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="hub.messages.service.reply does not call hub.messages.segments.check_text yet; "
+    "the two-line change is proposed in the SMS report",
+)
+async def test_a_reply_too_long_for_a_text_is_refused_before_it_is_queued(
+    database: Database,
+) -> None:
+    async with database.session() as session:
+        await make_agency(session)
+        party = await make_party(session, phone=PHONE)
+        case = await make_case(session, party)
+    refused = None
+    async with database.session() as session:
+        try:
+            await reply(
+                session,
+                case=case,
+                author=STAFF,
+                body="Uw aanvraag is ontvangen. " * 60,
+                channel="sms",
+            )
+        except InvalidInput as error:
+            refused = error.detail
+            await session.rollback()
+    assert refused == "This text needs 11 SMS parts; the most is 10. Shorten it by 30 characters."
+    async with database.session() as session:
+        queued = (await session.exec(select(OutboxItem).where(OutboxItem.channel == "sms"))).all()
+    assert queued == []
