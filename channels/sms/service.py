@@ -220,7 +220,8 @@ async def receive_text(
         meta=details,
         party_id=party.id,
     )
-    if pending:
+    if pending or any(a.opted_out_at is not None for a in addresses):
+        # Asked already; or the number texted STOP, and the question would not be sent.
         return InboundResult("held", review_reason="several_open_cases")
     await enqueue(
         session,

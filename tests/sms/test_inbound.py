@@ -366,3 +366,14 @@ async def test_a_number_verified_by_two_parties_puts_nobody_on_a_case(
     assert (item.reason, item.party_id) == ("several_parties", None)
     assert str(partner.id) in item.meta["suggested_parties"]
     assert await texts_on(database, case) == []
+
+
+async def test_a_number_that_texted_stop_is_not_asked_which_case(
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+) -> None:
+    party, _ = await citizen(database, cases=2)
+    await text(client, twilio, "STOP")
+    await text(client, twilio, "Toch nog een vraag")
+    [item] = await review_items(database)
+    assert (item.reason, item.party_id) == ("several_open_cases", party.id)
+    assert await texts_out(database, "sms_which_case") == []
