@@ -85,6 +85,7 @@ class Interruption(enum.Enum):
 
     LAGGED = "lagged"  # items were dropped: resume from the log
     CLOSED = "closed"  # the broker is shutting down
+    ENDED = "ended"  # the follower's owner asked it to stop
 
 
 Item = LiveEvent | Signal | Interruption

@@ -15,11 +15,13 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import WebSocket
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import State
 from starlette.types import Message
 
@@ -56,10 +58,11 @@ from hub.live.protocol import (
     visible,
 )
 from hub.live.tickets import session_viewer
-from hub.models import Case
+from hub.models import Case, CaseEvent
 from journeys.catalog import Catalog
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 WATCH_SECONDS = 1.0
 PRESENCE_REFRESH_TICKS = 5
@@ -102,6 +105,16 @@ class LiveConnection:
     def context(self) -> chat.ChatContext:
         return chat.ChatContext(self.catalog, self.broker, self.settings.timezone)
 
+    async def _in_session(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in a session of its own, shielded: a task cancelled while it waits
+        (a client leaving, a shutdown) never leaves a transaction half done."""
+
+        async def unit() -> T:
+            async with self.database.session() as session:
+                return await work(session)
+
+        return await asyncio.shield(asyncio.ensure_future(unit()))
+
     # --- sending and closing --------------------------------------------------------------
 
     async def send(self, frame: dict[str, Any]) -> None:
@@ -143,8 +156,7 @@ class LiveConnection:
             await self._receive_loop()
         finally:
             self._closed.set()
-            watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(Exception):
                 await watchdog
             for case_id in list(self.follows):
                 await self._stop_follow(case_id)
@@ -213,16 +225,15 @@ class LiveConnection:
                 _error("too_many", f"Follow at most {MAX_FOLLOWS} cases at once.", {}, case_id)
             )
             return
-        async with self.database.session() as session:
+
+        async def authorize(session: AsyncSession) -> tuple[bool, bool] | None:
             viewer = await session_viewer(session, self.session_id)
             if viewer is None:
-                await self.close(Close.REVOKED, "session ended")
-                return
+                return None
             try:
                 case, representing = await case_for_viewer(session, viewer, case_id)
-            except NotFound as error:
-                await self.send(_error("not_found", error.detail, {}, case_id))
-                return
+            except NotFound:
+                return False, False
             await record_access(
                 session,
                 viewer,
@@ -232,14 +243,25 @@ class LiveConnection:
                 case=case,
                 activity_code=definition_of(self.catalog, case).processing_activity,
             )
+            return True, representing
+
+        allowed = await self._in_session(authorize)
+        if allowed is None:
+            await self.close(Close.REVOKED, "session ended")
+            return
+        may_see, representing = allowed
+        if not may_see:
+            await self.send(_error("not_found", "No such case.", {}, case_id))
+            return
+
+        async def last_seq_of(session: AsyncSession) -> int:
+            return (await session.exec(select(Case.last_seq).where(Case.id == case_id))).one()
+
         # Subscribe before reading the log: nothing committed from here on can be missed.
         following = self.broker.follow(case_id)
         follower = await following.__aenter__()
         try:
-            async with self.database.session() as session:
-                last_seq = (
-                    await session.exec(select(Case.last_seq).where(Case.id == case_id))
-                ).one()
+            last_seq = await self._in_session(last_seq_of)
             position = resume_position(frame.after, last_seq)
             if isinstance(position, str):
                 await following.__aexit__(None, None, None)
@@ -276,8 +298,10 @@ class LiveConnection:
         if follow is None:
             return
         if follow.task is not None and follow.task is not asyncio.current_task():
-            follow.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            # Asked, not cancelled: the pump ends between two items, never inside a
+            # transaction.
+            follow.follower.put(Interruption.ENDED)
+            with contextlib.suppress(Exception):
                 await follow.task
         await follow.following.__aexit__(None, None, None)
         with contextlib.suppress(Exception):
@@ -298,6 +322,8 @@ class LiveConnection:
                 batch = [await follow.follower.get()]
                 while (more := follow.follower.get_nowait()) is not None:
                     batch.append(more)
+                if Interruption.ENDED in batch or follow.case_id not in self.follows:
+                    return
                 if Interruption.CLOSED in batch:
                     await self.close(Close.RECONNECT, "server going away")
                     return
@@ -333,14 +359,17 @@ class LiveConnection:
         """Send the logged events after the follow's position, in order, as the viewer may
         see them; the position moves over staff-only events a citizen does not get."""
         while not self.closed:
-            async with self.database.session() as session:
-                events = await events_after(
+
+            async def page(session: AsyncSession) -> list[CaseEvent]:
+                return await events_after(
                     session,
                     follow.case_id,
                     follow.position,
                     audiences=ALL_AUDIENCES,
                     limit=REPLAY_PAGE,
                 )
+
+            events = await self._in_session(page)
             for event in events:
                 live = LiveEvent.from_event(event)
                 follow.position = live.seq
@@ -352,38 +381,54 @@ class LiveConnection:
     async def _still_allowed(self, follow: CaseFollow) -> bool:
         """Whether the session is live and the case still the viewer's to see, read from the
         database before anything of the case is sent."""
-        async with self.database.session() as session:
+
+        async def check(session: AsyncSession) -> str:
             viewer = await session_viewer(session, self.session_id)
             if viewer is None:
-                await self.close(Close.REVOKED, "session ended")
-                return False
-            own_case = viewer.kind == "citizen" and not follow.representing
-            if not own_case:
+                return "revoked"
+            if viewer.kind != "citizen" or follow.representing:
                 try:
                     await case_for_viewer(session, viewer, follow.case_id)
                 except NotFound:
-                    await self._lose_access(follow)
-                    return False
-        return True
+                    return "forbidden"
+            return "ok"
+
+        outcome = await self._in_session(check)
+        if outcome == "revoked":
+            await self.close(Close.REVOKED, "session ended")
+        elif outcome == "forbidden":
+            await self._lose_access(follow)
+        return outcome == "ok"
 
     async def _watch(self) -> None:
         """At least every second: end the socket when the session ended, and each follow whose
         case the viewer may no longer see; keep the citizen's presence fresh."""
         ticks = 0
         while not self.closed:
-            await asyncio.sleep(WATCH_SECONDS)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), WATCH_SECONDS)
+                return
             ticks += 1
-            lost: list[CaseFollow] = []
-            async with self.database.session() as session:
+            follows = list(self.follows.values())
+
+            async def check(
+                session: AsyncSession, follows: list[CaseFollow] = follows
+            ) -> list[CaseFollow] | None:
                 viewer = await session_viewer(session, self.session_id)
                 if viewer is None:
-                    await self.close(Close.REVOKED, "session ended")
-                    return
-                for follow in list(self.follows.values()):
+                    return None
+                lost = []
+                for follow in follows:
                     try:
                         await case_for_viewer(session, viewer, follow.case_id)
                     except NotFound:
                         lost.append(follow)
+                return lost
+
+            lost = await self._in_session(check)
+            if lost is None:
+                await self.close(Close.REVOKED, "session ended")
+                return
             for follow in lost:
                 await self._lose_access(follow)
             if self.viewer.kind == "citizen" and ticks % PRESENCE_REFRESH_TICKS == 0:
@@ -394,21 +439,26 @@ class LiveConnection:
     # --- chat lines and signals -----------------------------------------------------------
 
     async def _message(self, frame: MessageFrame) -> None:
+
+        async def store(session: AsyncSession) -> chat.Posted | None:
+            viewer = await session_viewer(session, self.session_id)
+            if viewer is None:
+                return None
+            return await chat.say(
+                session,
+                self.context,
+                viewer=viewer,
+                case_id=frame.case_id,
+                body=frame.body,
+                ref=frame.ref,
+                internal=frame.type == "note",
+            )
+
         try:
-            async with self.database.session() as session:
-                viewer = await session_viewer(session, self.session_id)
-                if viewer is None:
-                    await self.close(Close.REVOKED, "session ended")
-                    return
-                posted = await chat.say(
-                    session,
-                    self.context,
-                    viewer=viewer,
-                    case_id=frame.case_id,
-                    body=frame.body,
-                    ref=frame.ref,
-                    internal=frame.type == "note",
-                )
+            posted = await self._in_session(store)
+            if posted is None:
+                await self.close(Close.REVOKED, "session ended")
+                return
         except HubError as error:
             await self.send(
                 _error(error.type_suffix, error.detail, {"ref": frame.ref}, frame.case_id)
