@@ -16,7 +16,7 @@ from hub.delivery.worker import claim_due, deliver_once
 from hub.documents.service import read_file
 from hub.models import Document, Message, OutboxItem, PrintJob
 from hub.ports import Outbound
-from tests.builders import make_case, make_party
+from tests.builders import make_agency, make_case, make_party
 from tests.letters.conftest import BODY, LetterCase
 from tests.letters.reading import pdf_text
 
@@ -148,8 +148,6 @@ async def test_a_letter_without_an_address_fails_permanently(
     settings: Settings, database: Database
 ) -> None:
     async with database.session() as session:
-        from tests.builders import make_agency
-
         await make_agency(session)
         party = await make_party(session)
         case = await make_case(session, party)
@@ -170,3 +168,26 @@ async def test_a_letter_without_an_address_fails_permanently(
     report = await LetterAdapter(settings, database).send(outbound)
     assert report.status == "permanent-failure"
     assert await count(database, PrintJob) == 0
+
+
+async def test_a_citizen_who_prefers_letters_gets_the_notice_of_a_new_case_by_letter(
+    settings: Settings, database: Database
+) -> None:
+    async with database.session() as session:
+        await make_agency(session)
+        party = await make_party(
+            session,
+            "Joëlle de Vries",
+            preferred_channel="letter",
+            postal_address="Markt 1\n1234 AB Ede",
+        )
+        case = await make_case(session, party)
+    assert await deliver_once(database, build_adapters(settings, database)) == 1
+    async with database.session() as session:
+        outbox = (await session.exec(select(OutboxItem))).one()
+        document = (await session.exec(select(Document))).one()
+    assert outbox.template == "case_started"
+    text = pdf_text(read_file(settings.document_store, document))
+    assert "Geachte Joëlle de Vries," in text
+    assert "Wij hebben uw aanvraag ontvangen en er een zaak voor geopend." in text
+    assert case.reference in text and "Markt 1\n1234 AB Ede" in text

@@ -16,8 +16,8 @@ from hub.config import Settings
 from hub.db import Database
 from hub.delivery.worker import deliver_once
 from hub.models import AccessLogEntry, CaseEvent, Document, Message, OutboxItem, PrintJob
-from tests.builders import bearer, key_for, make_party, make_staff, token_for
-from tests.letters.conftest import LetterCase
+from tests.builders import bearer, key_for, make_party, token_for
+from tests.letters.conftest import LetterCase, staff_member
 from tests.letters.reading import pdf_text
 
 
@@ -235,7 +235,7 @@ async def test_nobody_else_gets_the_summary(
     url = f"/api/cases/{letter_case.case_id}/summary.pdf"
     async with database.session() as session:
         stranger = await make_party(session, "Piet Vreemd")
-        outsider = await make_staff(session, "belastingen")
+        outsider = await staff_member(session, "belastingen", "Bas Buiten")
     for kind, subject in (("citizen", stranger.id), ("staff", outsider.id)):
         token = await token_for(database, kind, subject)  # type: ignore[arg-type]
         response = await client.get(url, headers=bearer(token))
