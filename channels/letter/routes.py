@@ -136,7 +136,8 @@ async def posted(
     broker: BrokerDep,
 ) -> PrintJobOut:
     """The letter was posted: its delivery is complete and the citizen sees when it went.
-    Saying so again changes nothing."""
+    A mail room that prints and posts in one go may skip "collected"; saying "posted" again
+    changes nothing."""
     assert viewer.agency_id is not None
     letter = await service.letter_of_agency(
         session, agency_id=viewer.agency_id, job_id=job_id, for_update=True
