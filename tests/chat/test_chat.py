@@ -24,8 +24,15 @@ from hub.models import (
     Team,
     TeamMembership,
 )
-from tests.builders import bearer, make_agency, make_case, make_party, make_staff, token_for
-from tests.live.harness import LiveClient, LiveServer, World, live_client, make_world
+from tests.builders import bearer, make_agency, make_case, make_party, token_for
+from tests.live.harness import (
+    LiveClient,
+    LiveServer,
+    World,
+    live_client,
+    make_world,
+    quick_staff,
+)
 
 
 async def post(http: httpx.AsyncClient, path: str, token: str, body: Any = None) -> Any:
@@ -57,7 +64,7 @@ async def test_queue_pick_up_and_the_citizen_learns_who_and_which_agency(
 
     async with database.session() as session:  # staff of another agency do not see it
         await make_agency(session, "uwv")
-        other = await make_staff(session, "uwv", name="Omar Bakker")
+        other = await quick_staff(session, "uwv", "Omar Bakker")
     other_token = await token_for(database, "staff", other.id)
     assert (await http.get("/api/chats/queue", headers=bearer(other_token))).json() == []
     refused = await http.post(f"/api/chats/{chat_id}/pickup", headers=bearer(other_token))
@@ -89,7 +96,7 @@ async def test_hand_over_with_a_note_the_next_person_sees_everything(
 ) -> None:
     world = await make_world(database)
     async with database.session() as session:
-        colleague = await make_staff(session, "toeslagen", name="Kees Vos")
+        colleague = await quick_staff(session, "toeslagen", "Kees Vos")
     colleague_token = await token_for(database, "staff", colleague.id)
     started = await start(http, world, "Mijn inkomen is veranderd")
     chat_id = started["chat"]["id"]
@@ -151,12 +158,12 @@ async def test_hand_over_to_a_team_or_a_participating_agency_only(
     async with database.session() as session:
         await make_agency(session, "uwv")
         await make_agency(session, "rdw")
-        uwv_staff = await make_staff(session, "uwv", name="Omar Bakker")
-        outsider = await make_staff(session, "toeslagen", name="Lotte Smit")
+        uwv_staff = await quick_staff(session, "uwv", "Omar Bakker")
+        outsider = await quick_staff(session, "toeslagen", "Lotte Smit")
         team = Team(agency_id="toeslagen", name="Inkomen")
         session.add(team)
         await session.flush()
-        member = await make_staff(session, "toeslagen", name="Kees Vos")
+        member = await quick_staff(session, "toeslagen", "Kees Vos")
         assert team.id is not None
         session.add(TeamMembership(team_id=team.id, staff_id=member.id))
         session.add(CaseParticipant(case_id=world.case_id, agency_id="uwv"))
