@@ -48,8 +48,15 @@ def _quote_marker(line: str) -> bool:
     return line.lstrip().startswith(">")
 
 
+# A client's attribution names when (a time) or who (an address); a citizen's own sentence
+# such as "On Monday my landlord wrote:" names neither and is kept.
+ATTRIBUTION_DETAIL = re.compile(r"\d{1,2}[:.]\d{2}|@|\d{1,2}[-/]\d{1,2}[-/]\d{2,4}")
+
+
 def _is_attribution(text: str) -> bool:
-    return any(pattern.match(text) for pattern in ATTRIBUTION)
+    return bool(ATTRIBUTION_DETAIL.search(text)) and any(
+        pattern.match(text) for pattern in ATTRIBUTION
+    )
 
 
 def _quote_start(lines: list[str]) -> int | None:

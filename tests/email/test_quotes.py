@@ -73,3 +73,8 @@ def test_a_mail_that_is_only_a_quote_keeps_its_text() -> None:
 def test_a_from_line_without_a_date_below_is_the_citizens_own_text() -> None:
     text = "Van: mijn werkgever heb ik een nieuw contract.\nDat stuur ik mee."
     assert strip_reply(text) == text
+
+
+def test_a_sentence_that_reads_like_an_attribution_is_kept() -> None:
+    text = "Op 12 maart ben ik verhuisd. De notaris schreef\nmij het volgende:\nHet huis is van u."
+    assert strip_reply(text) == text
