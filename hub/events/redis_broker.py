@@ -45,12 +45,19 @@ RECONNECT_SECONDS = 0.5
 
 
 class RedisBroker:
-    def __init__(self, client: redis.Redis, *, prefix: str = "hub", queue_size: int = 1000):
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = "hub",
+        origin: str | None = None,
+        queue_size: int = 1000,
+    ) -> None:
         self.client = client
         self.prefix = prefix
         self.channel = f"{prefix}:live"
         self.local = LocalFanout(queue_size)
-        self.origin = uuid.uuid4().hex
+        self.origin = origin or uuid.uuid4().hex
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._closing = False
@@ -58,13 +65,15 @@ class RedisBroker:
     @classmethod
     async def connect(cls, url: str, *, prefix: str = "hub") -> RedisBroker:
         """Connect, subscribe, and return once the subscription is confirmed."""
-        client = redis.Redis.from_url(url)
+        origin = uuid.uuid4().hex
+        # Named, so an operator can tell the hub's connections apart in CLIENT LIST.
+        client = redis.Redis.from_url(url, client_name=f"{prefix}-live-{origin[:12]}")
         try:
             await client.ping()
         except RedisError:
             await client.aclose()
             raise
-        broker = cls(client, prefix=prefix)
+        broker = cls(client, prefix=prefix, origin=origin)
         broker._listener = asyncio.create_task(broker._listen(), name="hub-redis-fanout")
         await asyncio.wait_for(broker._subscribed.wait(), 10)
         return broker
