@@ -203,6 +203,9 @@ def _meta(mail: ParsedMail, via: Via) -> dict[str, Any]:
         "from_name": mail.sender_name,
         "received_via": via,
     }
+    if mail.authentication_by:
+        # Only a verdict by the agency's own boundary server means anything; staff see whose.
+        meta["authentication_by"] = mail.authentication_by
     if mail.auto_submitted:
         # Kept, as everything is, but marked: an out-of-office answer is not the citizen's.
         meta["auto_submitted"] = mail.auto_submitted

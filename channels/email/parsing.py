@@ -43,6 +43,8 @@ class ParsedMail:
     body: str
     authentication: dict[str, str]
     attachments: list[Attachment] = field(default_factory=list)
+    # Who gave the verdict: the authserv-id of the Authentication-Results header used.
+    authentication_by: str | None = None
     # An out-of-office or other automatic answer ("auto-replied"), per RFC 3834; else None.
     auto_submitted: str | None = None
 
@@ -180,6 +182,10 @@ def parse_mail(raw: bytes) -> ParsedMail:
         authentication=authentication_verdict(message),
         attachments=attachments_of(message),
         auto_submitted=automatic(message),
+        authentication_by=clean_header(message.get("authentication-results"), limit=4000)
+        .split(";")[0]
+        .strip()[:100]
+        or None,
     )
 
 

@@ -90,6 +90,7 @@ async def test_a_reply_lands_on_its_case_by_token(
         "dkim": "pass",
         "dmarc": "pass",
     }
+    assert message.meta["authentication_by"] == "mx.hub.test"
     async with database.session() as session:
         events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))).all()
     [event] = [e for e in events if e.kind == "message"]
