@@ -9,6 +9,7 @@ with a line break in it.
 
 from __future__ import annotations
 
+import email.errors
 import email.policy
 import logging
 import re
@@ -157,8 +158,13 @@ class SmtpAdapter:
     async def send(self, message: Outbound) -> DeliveryReport:
         try:
             mail = self.compose(message)
-        except ValueError as problem:
-            return DeliveryReport(status="permanent-failure", provider="smtp", detail=str(problem))
+            mail.as_bytes()  # what cannot be written as a mail never will be
+        except (ValueError, TypeError, email.errors.MessageError) as problem:
+            return DeliveryReport(
+                status="permanent-failure",
+                provider="smtp",
+                detail=f"cannot be written as a mail: {one_line(problem, limit=200)}",
+            )
         settings = self.settings
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         try:

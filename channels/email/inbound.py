@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from channels.email.parsing import ParsedMail, parse_mail
+from channels.email.parsing import ParsedMail, parse_mail, unreadable_mail
 from channels.email.tokens import read_token, token_in
 from hub.config import Settings
 from hub.documents.service import DocumentRefused, store_document
@@ -226,10 +226,21 @@ async def receive_mail(
     Everything happens in the caller's transaction: if it rolls back, the mail was not
     received (and the receipt that deduplicates it goes too), so the sender may try again.
     """
-    mail = parse_mail(raw)
+    readable = True
+    try:
+        mail = parse_mail(raw)
+    except Exception as failure:  # a mail no parser rule foresaw is kept, not refused
+        readable = False
+        log.warning(
+            "inbound mail could not be parsed (%s); kept for review", type(failure).__name__
+        )
+        mail = unreadable_mail(raw)
     if not await first_receipt(session, "email", mail.message_id):
         return MailOutcome("duplicate", mail.message_id)
-    match = await match_case(session, mail, settings=settings, envelope=envelope_recipients)
+    if readable:
+        match = await match_case(session, mail, settings=settings, envelope=envelope_recipients)
+    else:
+        match = Match(None, reason="unreadable")
     meta = _meta(mail, via)
     if match.case is None:
         return await _to_review(session, mail, raw, settings=settings, meta=meta, match=match)

@@ -12,6 +12,7 @@ import email.header
 import email.policy
 import hashlib
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
@@ -89,9 +90,21 @@ def part_text(part: Message) -> str:
         return payload.decode("utf-8", errors="replace")
 
 
+def _leaves(message: Message) -> Iterator[Message]:
+    """The mail's single parts in order. A mail attached to it (message/rfc822) is one part
+    of its own: its text is not this mail's body."""
+    if message.get_content_type() == "message/rfc822" or not message.is_multipart():
+        yield message
+        return
+    payload = message.get_payload()
+    for part in payload if isinstance(payload, list) else []:
+        if isinstance(part, Message):
+            yield from _leaves(part)
+
+
 def _is_attachment(part: Message) -> bool:
     disposition = (part.get_content_disposition() or "").lower()
-    if disposition == "attachment":
+    if disposition == "attachment" or part.get_content_type() == "message/rfc822":
         return True
     if part.get_content_maintype() == "text" and not part.get_filename():
         return False
@@ -102,8 +115,8 @@ def _body_parts(message: Message) -> tuple[Message | None, Message | None]:
     """The first plain-text and the first HTML part that are the mail's body, not files."""
     plain: Message | None = None
     html: Message | None = None
-    for part in message.walk():
-        if part.is_multipart() or _is_attachment(part):
+    for part in _leaves(message):
+        if _is_attachment(part):
             continue
         if part.get_content_type() == "text/plain" and plain is None:
             plain = part
@@ -114,19 +127,22 @@ def _body_parts(message: Message) -> tuple[Message | None, Message | None]:
 
 def attachments_of(message: Message) -> list[Attachment]:
     found: list[Attachment] = []
-    for part in message.walk():
-        if part.is_multipart() or part.get_content_type() == "message/rfc822":
-            continue
+    for part in _leaves(message):
         if not _is_attachment(part):
             continue
-        content = part.get_payload(decode=True)
-        if not isinstance(content, bytes):
+        if part.get_content_type() == "message/rfc822":
+            inner = part.get_payload()
+            forwarded = inner[0] if isinstance(inner, list) and inner else None
+            decoded: object = forwarded.as_bytes() if isinstance(forwarded, Message) else b""
+        else:
+            decoded = part.get_payload(decode=True)
+        if not isinstance(decoded, bytes):
             continue
         found.append(
             Attachment(
                 filename=clean_header(_decoded(part.get_filename()), limit=255) or None,
                 declared_type=part.get_content_type(),
-                content=content,
+                content=decoded,
             )
         )
     return found
@@ -144,6 +160,21 @@ def read_texts(message: Message) -> tuple[str, str]:
         text = html_to_text(markup)
         return text, strip_reply(html_to_text(markup, cut_at_quote=True) or text)
     return "", ""
+
+
+def unreadable_mail(raw: bytes) -> ParsedMail:
+    """What is left to say of a mail the parser gave up on: it goes to review as it is."""
+    return ParsedMail(
+        message_id=f"<sha256-{hashlib.sha256(raw).hexdigest()}@hub.invalid>",
+        subject=None,
+        sender="",
+        sender_name=None,
+        recipients=[],
+        thread_ids=[],
+        text="",
+        body="(This mail could not be read; the raw message is attached.)",
+        authentication=dict.fromkeys(AUTH_METHODS, "none"),
+    )
 
 
 def parse_mail(raw: bytes) -> ParsedMail:

@@ -86,3 +86,18 @@ def test_encoded_attachment_names_are_read() -> None:
     [attachment] = parse_mail(raw).attachments
     assert attachment.filename == "béschikking.pdf"
     assert attachment.content == b"%PDF-1.4\n"
+
+
+def test_a_forwarded_mail_attached_is_a_file_not_the_body() -> None:
+    raw = (
+        b"From: a@example.nl\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
+        b"Content-Type: text/html\r\n\r\n<p>Zie de mail van mijn werkgever.</p>\r\n--b\r\n"
+        b"Content-Type: message/rfc822\r\n\r\n"
+        b"From: werkgever@example.com\r\nSubject: Loon\r\n\r\nUw loon is verhoogd.\r\n--b--\r\n"
+    )
+    mail = parse_mail(raw)
+    assert mail.body == "Zie de mail van mijn werkgever."
+    [forwarded] = mail.attachments
+    assert forwarded.declared_type == "message/rfc822"
+    assert b"Uw loon is verhoogd." in forwarded.content

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 from sqlmodel import col, select
 
@@ -270,3 +271,22 @@ async def test_too_large_or_not_a_mail_is_a_clear_error(
     assert await review_items(database) == []
     async with database.session() as session:
         assert (await session.exec(select(col(Message.id)))).all() == []
+
+
+async def test_a_mail_the_parser_fails_on_is_kept_for_review(
+    client: httpx.AsyncClient, database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken_parser(raw: bytes) -> None:
+        raise UnicodeError("a mail nobody foresaw")
+
+    monkeypatch.setattr("channels.email.inbound.parse_mail", broken_parser)
+    raw = citizen_mail(to="info@reply.hub.test")
+    response = await post_mail(client, raw)
+    assert response.status_code == 200 and response.json()["outcome"] == "review"
+    [item] = await review_items(database)
+    assert item.reason == "unreadable"
+    async with database.session() as session:
+        [document] = (
+            await session.exec(select(Document).where(Document.review_item_id == item.id))
+        ).all()
+    assert document.content_type == "message/rfc822"
