@@ -129,7 +129,8 @@ class VerificationDone(BaseModel):
 
 
 ItemStatus = Annotated[
-    Literal["open", "attached", "discarded"], Query(description="open (default), attached…")
+    Literal["open", "attached", "discarded"],
+    Query(alias="status", description="open (the default), attached or discarded"),
 ]
 ItemChannel = Annotated[Literal["email", "sms"] | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
@@ -157,14 +158,17 @@ async def _party_for_staff(session: SessionDep, staff: CurrentStaff, party_id: u
 async def list_items(
     staff: CurrentStaff,
     session: SessionDep,
-    status_filter: Annotated[ItemStatus, Query(alias="status")] = "open",
+    status_filter: ItemStatus = "open",
     channel: ItemChannel = None,
     limit: Limit = 50,
 ) -> list[ReviewItemSummary]:
-    """The queue, newest first: channel, sender, subject, an excerpt and why it is here."""
+    """The queue, newest first: channel, sender, subject, an excerpt and why it is here.
+    Items linked to a party put one line in that party's access log."""
     items = await service.list_review_items(
         session, status=status_filter, channel=channel, limit=limit
     )
+    for party_id in dict.fromkeys(item.party_id for item in items if item.party_id):
+        await record_access(session, staff, party_id=party_id, action="list", data="review_item")
     return [ReviewItemSummary.of(item) for item in items]
 
 

@@ -110,6 +110,10 @@ async def test_reading_an_item_linked_to_a_party_is_logged(
     async with database.session() as session:
         log = (await session.exec(select(AccessLogEntry))).all()
     assert [(e.party_id, e.data, e.action) for e in log] == [(w.party.id, "review_item", "read")]
+    await client.get("/api/review-items", headers=bearer(w.staff["mine"]))
+    async with database.session() as session:
+        log = (await session.exec(select(AccessLogEntry))).all()
+    assert sorted(e.action for e in log) == ["list", "read"]
     missing = await client.get(f"/api/review-items/{uuid.uuid4()}", headers=bearer(w.staff["mine"]))
     assert missing.status_code == 404
 
