@@ -39,7 +39,8 @@ class Outbound:
 @dataclass(frozen=True)
 class DeliveryReport:
     """What the provider said. ``sending``: accepted, the final status comes later (a
-    Twilio status callback; a letter collected and posted)."""
+    Twilio status callback; a letter collected and posted) — such a report must carry the
+    ``provider_id`` that the later status will name."""
 
     status: FinalStatus | Literal["sending"]
     provider: str

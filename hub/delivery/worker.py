@@ -15,7 +15,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 
-from sqlmodel import col, or_, select
+from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import Database, utcnow
@@ -49,7 +49,17 @@ async def claim_due(
     async with database.session() as session:
         query = (
             select(OutboxItem)
-            .where(col(OutboxItem.status).in_(["pending", "sending"]))
+            # A row "sending" with a provider id is with the provider (a text awaiting its
+            # status callback, a letter in the print queue): only rows not handed over are due.
+            .where(
+                or_(
+                    col(OutboxItem.status) == "pending",
+                    and_(
+                        col(OutboxItem.status) == "sending",
+                        col(OutboxItem.provider_id).is_(None),
+                    ),
+                )
+            )
             .where(OutboxItem.next_attempt_at <= now)
             .where(
                 or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now)
@@ -104,7 +114,9 @@ async def record(
         item.claimed_until = None
         item.updated_at = now
         if report is not None:
-            item.status = report.status
+            # A callback (or a posted letter) may have written the final status already.
+            accepted_late = report.status == "sending" and item.status != "sending"
+            item.status = item.status if accepted_late else report.status
             item.provider = report.provider
             item.provider_id = report.provider_id
             item.last_error = report.detail
