@@ -48,7 +48,20 @@ def require_mail_secret(request: Request, settings: SettingsDep) -> None:
 MailSecret = Annotated[None, Depends(require_mail_secret)]
 
 
-@router.post("/inbound/email")
+@router.post(
+    "/inbound/email",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"message/rfc822": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    },
+    responses={
+        401: {"description": "The shared secret is missing or wrong."},
+        404: {"description": "HUB_INBOUND_MAIL_SECRET is not set: the endpoint is off."},
+        413: {"description": "The mail is larger than HUB_MAX_MAIL_BYTES."},
+    },
+)
 async def inbound_email(
     _: MailSecret,
     request: Request,
