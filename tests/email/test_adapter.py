@@ -200,3 +200,14 @@ async def test_starttls(
             await SmtpAdapter(smtp_settings(settings, sink.port, "none")).send(outbound())
     finally:
         await sink.stop()
+
+
+def test_the_app_sends_by_smtp_only_when_a_host_is_set(settings: Settings) -> None:
+    from hub.app import build_adapters
+    from hub.db import Database
+
+    database = Database("sqlite+aiosqlite:///:memory:")
+    without = build_adapters(settings, database).get("email")
+    with_host = build_adapters(smtp_settings(settings, 2525), database).get("email")
+    assert type(without).__name__ == "DevOutboxAdapter"
+    assert isinstance(with_host, SmtpAdapter)

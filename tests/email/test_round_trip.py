@@ -92,3 +92,41 @@ async def test_the_citizen_answers_the_mail_and_it_lands_on_the_case(
         ("inbound", "email", "thread_headers", "Nog een vraag."),
     ]
     assert thread[0].delivery_status == "delivered"
+
+
+async def test_a_refused_address_falls_back_to_a_text(
+    settings: Settings, database: Database, sink: SmtpSink
+) -> None:
+    async with database.session() as session:
+        await make_agency(session)
+        party = await make_party(session, email="gone@example.nl", phone="+31612345678")
+        case = await make_case(session, party)
+        await reply(
+            session,
+            case=case,
+            author=Actor(kind="staff", id=None, name="Sanne de Wit"),
+            body="Uw aanvraag is compleet.",
+            channel="email",
+        )
+    sink.rcpt_reply = "550 5.1.1 <gone@example.nl>: mailbox unavailable"
+    adapters = AdapterRegistry()
+    adapters.register(
+        SmtpAdapter(
+            settings.model_copy(
+                update={"smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "none"}
+            )
+        )
+    )
+    await deliver_once(database, adapters)
+    async with database.session() as session:
+        rows = (
+            await session.exec(
+                select(OutboxItem).where(OutboxItem.body == "Uw aanvraag is compleet.")
+            )
+        ).all()
+    assert sorted((r.channel, r.status) for r in rows) == [
+        ("email", "permanent-failure"),
+        ("sms", "pending"),
+    ]
+    [bounced] = [r for r in rows if r.channel == "email"]
+    assert bounced.last_error is not None and "550" in bounced.last_error
