@@ -298,13 +298,16 @@ async def _staff_message(
         )
     if subject is not None:
         raise InvalidInput("A reply takes the case's title as its subject: leave out 'subject'.")
-    message = await reply(
-        session, case=case, author=viewer.actor(), body=text, channel=body.channel, broker=broker
-    )
     # How the author was identified is kept on every contact, replies included.
-    message.identified_by = viewer.identified_by
-    session.add(message)
-    return message
+    return await reply(
+        session,
+        case=case,
+        author=viewer.actor(),
+        body=text,
+        channel=body.channel,
+        identified_by=viewer.identified_by,
+        broker=broker,
+    )
 
 
 async def event_seq(session: AsyncSession, message: Message) -> int | None:

@@ -56,7 +56,13 @@ async def post_message(
     broker: Broker | None = None,
 ) -> Message:
     """Store a message on the case and append its ``message`` event (``note`` for internal
-    ones, which only staff see). Nothing is published before the transaction commits."""
+    ones, which only staff see). Nothing is published before the transaction commits.
+
+    How the sender was identified is kept on every contact: an inbound message without
+    ``identified_by`` is a programming error.
+    """
+    if direction == "inbound" and not identified_by:
+        raise ValueError("an inbound message must say how its sender was identified")
     message = Message(
         case_id=case.id,
         party_id=case.party_id,
@@ -242,6 +248,7 @@ async def reply(
     author: Actor,
     body: str,
     channel: str | None = None,
+    identified_by: str | None = None,
     broker: Broker | None = None,
 ) -> Message:
     """A reply by staff to the citizen on the case's thread.
@@ -272,6 +279,7 @@ async def reply(
         direction="outbound",
         author=author,
         body=body,
+        identified_by=identified_by,
         conversation_id=conversation.id if conversation else None,
         delivery_status="pending" if target else "delivered",
         broker=broker,
