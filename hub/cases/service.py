@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.access.service import visible_agency_filter
 from hub.clock import local_today, start_of_local_day
 from hub.db import utcnow
+from hub.desk.service import follow_up_channel
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.events.fanout import Broker
 from hub.events.service import Actor, append_event
@@ -248,11 +249,13 @@ async def _notify_citizen(
     effect: NotifyCitizen,
     timezone: str,
 ) -> None:
-    """Tell the citizen on the channel they prefer, falling back email → SMS → letter when it
-    has no address. A citizen who prefers the portal sees it there and gets a mail alert
-    when they have a verified address."""
-    if party.preferred_channel in FALLBACK_ORDER or "no_digital_contact" in party.needs:
-        target = await route(session, party, party.preferred_channel)
+    """Tell the citizen on the channel agreed for this case at the desk ("we'll text you"),
+    else the one they prefer, falling back email → SMS → letter when it has no address. A
+    citizen who prefers the portal sees it there and gets a mail alert when they have a
+    verified address."""
+    preferred = await follow_up_channel(session, case.id) or party.preferred_channel
+    if preferred in FALLBACK_ORDER or "no_digital_contact" in party.needs:
+        target = await route(session, party, preferred)
     else:
         email = await address_for(session, party, "email")
         target = Route("email", email) if email else None
