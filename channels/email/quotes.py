@@ -147,14 +147,24 @@ def _starts_quote(tag: str, attributes: dict[str, str]) -> bool:
     style = attributes.get("style", "").replace(" ", "").lower()
     if "gmail_quote" in classes or "gmail_attr" in classes:
         return True
-    if element_id in ("divRplyFwdMsg", "appendonsend") or "moz-cite-prefix" in classes:
-        return True
+    if element_id in ("divRplyFwdMsg", "appendonsend", "mail-editor-reference-message-container"):
+        return True  # Outlook on the web, on Windows and on the Mac
+    if "moz-cite-prefix" in classes or "yahoo_quoted" in classes:
+        return True  # Thunderbird, Yahoo
     if tag == "blockquote" and attributes.get("type", "").lower() == "cite":
         return True
     if tag == "hr" and attributes.get("tabindex") == "-1":
         return True  # Outlook on the web puts this line above divRplyFwdMsg
     # Outlook desktop: the header block sits in a div with a thin top border.
     return tag == "div" and "border-top:solid" in style and "border:none" in style
+
+
+def _is_signature(attributes: dict[str, str]) -> bool:
+    """Whether this element is a signature a mail client marked (Gmail, Outlook on the web,
+    Thunderbird); the shown text leaves it out, the original keeps it."""
+    classes = attributes.get("class", "").split()
+    signature_classes = ("gmail_signature", "moz-signature")
+    return any(c in classes for c in signature_classes) or attributes.get("id") == "Signature"
 
 
 class _TextFromHtml(HTMLParser):
@@ -164,7 +174,10 @@ class _TextFromHtml(HTMLParser):
         super().__init__(convert_charrefs=True)
         self.cut_at_quote = cut_at_quote
         self.parts: list[str] = []
-        self.skipping: list[str] = []
+        # The element whose content is left out (a script, a signature), and how deep we
+        # are in elements of its name: an unclosed tag of another name cannot end it early.
+        self.skip_tag: str | None = None
+        self.skip_depth = 0
         self.quote_depth = 0
         self.cut = False
         self.in_pre = 0
@@ -175,13 +188,17 @@ class _TextFromHtml(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if self.cut:
             return
+        if self.skip_tag is not None:
+            if tag == self.skip_tag:
+                self.skip_depth += 1
+            return
         attributes = {name: value or "" for name, value in attrs}
         if self.cut_at_quote and _starts_quote(tag, attributes):
             self.cut = True
             return
-        if tag in SKIPPED:
+        if tag in SKIPPED or (self.cut_at_quote and _is_signature(attributes)):
             if tag not in VOID:
-                self.skipping.append(tag)
+                self.skip_tag, self.skip_depth = tag, 1
             return
         if tag == "br" or tag in BLOCKS:
             self._newline()
@@ -198,9 +215,11 @@ class _TextFromHtml(HTMLParser):
     def handle_endtag(self, tag: str) -> None:
         if self.cut:
             return
-        if self.skipping:
-            if tag == self.skipping[-1]:
-                self.skipping.pop()
+        if self.skip_tag is not None:
+            if tag == self.skip_tag:
+                self.skip_depth -= 1
+                if self.skip_depth == 0:
+                    self.skip_tag = None
             return
         if tag == "blockquote" and self.quote_depth:
             self.quote_depth -= 1
@@ -210,7 +229,7 @@ class _TextFromHtml(HTMLParser):
             self._newline()
 
     def handle_data(self, data: str) -> None:
-        if self.cut or self.skipping:
+        if self.cut or self.skip_tag is not None:
             return
         if not self.in_pre:
             data = re.sub(r"[ \t\r\n\f\v]+", " ", data)

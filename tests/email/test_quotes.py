@@ -38,6 +38,8 @@ def test_the_corpus_covers_the_clients_we_promise() -> None:
         "html_outlook_nl",
         "html_outlook_web_en",
         "html_apple_en",
+        "html_gmail_nl_signature",
+        "html_yahoo_en",
     ):
         assert expected in names
 
@@ -64,6 +66,15 @@ def test_html_is_read_as_text_without_scripts_or_styles() -> None:
         "<noscript>geen</noscript><p>Alinea</p></body></html>"
     )
     assert text == "Eerste regel\ntweede <regel>\n\nAlinea"
+
+
+def test_a_marked_signature_is_left_out_but_kept_in_the_original() -> None:
+    html = (
+        '<div>Tot morgen.</div><div class="gmail_signature"><div><div>Jan</div></div>'
+        "<div>06-12345678</div></div><p>PS: ik neem de stukken mee.</p>"
+    )
+    assert html_to_text(html, cut_at_quote=True) == "Tot morgen.\n\nPS: ik neem de stukken mee."
+    assert "06-12345678" in html_to_text(html)
 
 
 def test_a_mail_that_is_only_a_quote_keeps_its_text() -> None:
