@@ -85,11 +85,6 @@ async def test_a_reply_by_text_reaches_twilio_with_number_body_and_status_callba
     assert message is not None and message.delivery_status == "sending"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="hub.delivery.worker.claim_due takes up again a row the provider accepted "
-    "(status 'sending' with a provider_id); the fix is proposed in the SMS report",
-)
 async def test_an_accepted_text_is_not_sent_again_by_the_next_round(
     app: FastAPI, database: Database, twilio: TwilioStandIn
 ) -> None:
