@@ -3,6 +3,7 @@ queue for the rest; STOP and START; a repeated webhook applied once."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from pathlib import Path
 
@@ -377,3 +378,15 @@ async def test_a_number_that_texted_stop_is_not_asked_which_case(
     [item] = await review_items(database)
     assert (item.reason, item.party_id) == ("several_open_cases", party.id)
     assert await texts_out(database, "sms_which_case") == []
+
+
+async def test_the_same_webhook_twice_at_once_makes_one_message(
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+) -> None:
+    _, [case] = await citizen(database, cases=1)
+    form = twilio.inbound_form(sender=PHONE, body="Tegelijk")
+    responses = await asyncio.gather(
+        *(post_webhook(client, twilio, INBOUND, form) for _ in range(4))
+    )
+    assert [r.status_code for r in responses] == [200] * 4
+    assert [m.body for m in await texts_on(database, case)] == ["Tegelijk"]
