@@ -6,7 +6,9 @@ Loaded by ``hub demo``; refused outside development mode, since its logins are p
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
+import hashlib
 from collections import deque
 from dataclasses import dataclass, field
 from itertools import count
@@ -97,6 +99,12 @@ CITIZENS = [
     ("Petra de Vries", "petra@example.nl", "+31612345004", "nl", []),
 ]
 BUSINESS = ("Bakkerij De Korenschoof B.V.", "90012345", "info@korenschoof.example.nl")
+
+
+def demo_totp_secret(email: str) -> str:
+    """A demo staff member's TOTP secret, derived from their address so that scripts (and
+    people) can log in as them: demo logins are public by design."""
+    return base64.b32encode(hashlib.sha256(f"demo-totp:{email}".encode()).digest()[:20]).decode()
 
 
 @dataclass
@@ -209,6 +217,7 @@ async def load_demo(
                         display_name=display_name,
                         role=role,
                         password=DEMO_PASSWORD,
+                        totp_secret=demo_totp_secret(email),
                     )
                     await add_to_team(session, team_id=team.id or 0, staff=staff)
                     summary.staff.append((email, display_name, code, secret))

@@ -97,6 +97,7 @@ async def create_staff(
     display_name: str,
     role: str = "agent",
     password: str | None = None,
+    totp_secret: str | None = None,
 ) -> tuple[StaffMember, str]:
     """A staff member of the agency, and the TOTP secret for their authenticator app.
 
@@ -115,7 +116,7 @@ async def create_staff(
     existing = (await session.exec(select(StaffMember).where(StaffMember.email == email))).first()
     if existing is not None:
         raise Conflict(f"a staff member with email {email!r} already exists")
-    secret = new_totp_secret()
+    secret = totp_secret or new_totp_secret()
     staff = StaffMember(
         agency_id=agency.id,
         email=email,
