@@ -222,8 +222,10 @@ async def send_to_party(
 async def reply_channel(
     session: AsyncSession, case: Case, *, broker: Broker | None
 ) -> tuple[str, Conversation | None]:
-    """Where a staff reply goes when staff do not choose: the chat when the citizen is in it,
-    else the channel the chat asked replies on, else the channel the citizen last wrote on."""
+    """Where a staff reply goes when staff do not choose: the chat while the citizen is in
+    it; once they have left, the channel they asked replies on, else the one they prefer,
+    else email (``reply`` falls back from there); otherwise the channel the citizen last
+    wrote on."""
     conversation = (
         await session.exec(
             select(Conversation)
@@ -237,7 +239,11 @@ async def reply_channel(
         online = broker is not None and await broker.citizen_online(case.id)
         if online and conversation.status != "closed":
             return "webchat", conversation
-        return conversation.reply_channel, conversation
+        if conversation.reply_channel in FALLBACK_ORDER:
+            return conversation.reply_channel, conversation
+        party = await session.get(Party, case.party_id)
+        preferred = party.preferred_channel if party else None
+        return (preferred if preferred in FALLBACK_ORDER else "email"), conversation
     return last or "portal", conversation
 
 
