@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import httpx
@@ -198,3 +199,17 @@ async def test_an_oversized_webhook_is_refused_before_it_is_read(
     response = await post_webhook(client, twilio, "/api/sms/inbound", form)
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+async def test_callbacks_arriving_together_still_end_delivered(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+) -> None:
+    item = await sent_text(app, database)
+    assert item.provider_id is not None
+    forms = [
+        twilio.status_form(sid=item.provider_id, status=status)
+        for status in ("sent", "delivered", "sent", "delivered", "queued")
+    ]
+    responses = await asyncio.gather(*(post_webhook(client, twilio, STATUS, f) for f in forms))
+    assert [r.status_code for r in responses] == [204] * 5
+    assert await current(database, item) == ("delivered", "delivered")
