@@ -18,9 +18,12 @@ from typing import Any, Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from channels.email.parsing import ParsedMail, parse_mail, unreadable_mail
+from channels.email.adapter import one_line
+from channels.email.parsing import DeliveryStatus, ParsedMail, parse_mail, unreadable_mail
 from channels.email.tokens import read_token, token_in
 from hub.config import Settings
+from hub.db import utcnow
+from hub.delivery.worker import fall_back
 from hub.documents.service import DocumentRefused, store_document
 from hub.events.fanout import Broker
 from hub.events.service import Actor
@@ -44,10 +47,11 @@ class Match:
 
 @dataclass(frozen=True)
 class MailOutcome:
-    outcome: Literal["message", "review", "duplicate"]
+    outcome: Literal["message", "review", "duplicate", "delivery_status"]
     message_id: str
     message: Message | None = None
     review_item: ReviewItem | None = None
+    outbox_item: OutboxItem | None = None
 
 
 async def match_case(
@@ -237,6 +241,12 @@ async def receive_mail(
         mail = unreadable_mail(raw)
     if not await first_receipt(session, "email", mail.message_id):
         return MailOutcome("duplicate", mail.message_id)
+    if mail.delivery_status is not None:
+        outbox = await apply_delivery_status(
+            session, mail.delivery_status, raw, settings=settings, broker=broker
+        )
+        if outbox is not None:
+            return MailOutcome("delivery_status", mail.message_id, outbox_item=outbox)
     if readable:
         match = await match_case(session, mail, settings=settings, envelope=envelope_recipients)
     else:
@@ -284,6 +294,56 @@ async def receive_mail(
     await session.flush()
     log.info("mail %s threaded onto case %s by %s", message.id, case.id, match.identified_by)
     return MailOutcome("message", mail.message_id, message=message)
+
+
+async def apply_delivery_status(
+    session: AsyncSession,
+    report: DeliveryStatus,
+    raw: bytes,
+    *,
+    settings: Settings,
+    broker: Broker | None = None,
+) -> OutboxItem | None:
+    """A bounce of a mail the hub sent: the delivery ends in permanent-failure and passes to
+    the next channel (email → SMS → letter), as a refusal during sending does. Other reports
+    (delayed, relayed) are kept with the delivery without changing it. None when the report
+    is about no mail of ours."""
+    outbox = (
+        await session.exec(
+            select(OutboxItem)
+            .where(
+                OutboxItem.channel == "email",
+                col(OutboxItem.provider_id).in_(report.original_ids),
+            )
+            .with_for_update()
+        )
+    ).first()
+    if outbox is None:
+        return None
+    await _keep_raw(
+        session, raw, settings=settings, party_id=outbox.party_id, message_id=outbox.message_id
+    )
+    reports = [
+        *outbox.meta.get("delivery_reports", []),
+        {"action": report.action, "status": report.status},
+    ]
+    outbox.meta = {**outbox.meta, "delivery_reports": reports[-10:]}
+    if report.failed and outbox.status != "permanent-failure":
+        outbox.status = "permanent-failure"
+        outbox.last_error = one_line(f"bounced {report.status}: {report.diagnostic or ''}")
+        outbox.claimed_until = None
+        outbox.updated_at = utcnow()
+        if outbox.message_id is not None:
+            message = await session.get(Message, outbox.message_id)
+            if message is not None:
+                message.delivery_status = outbox.status
+                session.add(message)
+        session.add(outbox)
+        await fall_back(session, outbox, broker=broker)
+        log.info("outbox %s bounced (%s)", outbox.id, report.status)
+    session.add(outbox)
+    await session.flush()
+    return outbox
 
 
 async def _to_review(

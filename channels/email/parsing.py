@@ -33,6 +33,20 @@ class Attachment:
 
 
 @dataclass(frozen=True)
+class DeliveryStatus:
+    """A delivery status notification (RFC 3464) about a mail the hub may have sent."""
+
+    original_ids: list[str]
+    action: str  # failed | delayed | delivered | relayed | expanded
+    status: str  # e.g. 5.1.1
+    diagnostic: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        return self.action == "failed" or self.status.startswith("5")
+
+
+@dataclass(frozen=True)
 class ParsedMail:
     message_id: str
     subject: str | None
@@ -44,6 +58,8 @@ class ParsedMail:
     body: str
     authentication: dict[str, str]
     attachments: list[Attachment] = field(default_factory=list)
+    # Set when the mail is a delivery status notification (a bounce).
+    delivery_status: DeliveryStatus | None = None
     # Who gave the verdict: the authserv-id of the Authentication-Results header used.
     authentication_by: str | None = None
     # An out-of-office or other automatic answer ("auto-replied"), per RFC 3834; else None.
@@ -213,11 +229,49 @@ def parse_mail(raw: bytes) -> ParsedMail:
         authentication=authentication_verdict(message),
         attachments=attachments_of(message),
         auto_submitted=automatic(message),
+        delivery_status=delivery_status_of(message),
         authentication_by=clean_header(message.get("authentication-results"), limit=4000)
         .split(";")[0]
         .strip()[:100]
         or None,
     )
+
+
+def delivery_status_of(message: Message) -> DeliveryStatus | None:
+    """The first recipient's status in a ``multipart/report; report-type=delivery-status``
+    mail, with the Message-ID of the mail it reports on; None for any other mail."""
+    if message.get_content_type() != "multipart/report":
+        return None
+    if str(message.get_param("report-type", "")).lower() != "delivery-status":
+        return None
+    parts = message.get_payload()
+    if not isinstance(parts, list):
+        return None
+    action = status = ""
+    diagnostic: str | None = None
+    original_ids: list[str] = []
+    for part in parts:
+        if not isinstance(part, Message):
+            continue
+        kind = part.get_content_type()
+        if kind == "message/delivery-status" and not action:
+            blocks = part.get_payload()
+            for block in blocks if isinstance(blocks, list) else []:
+                if isinstance(block, Message) and block.get("action"):
+                    action = clean_header(block.get("action"), limit=20).lower()
+                    status = clean_header(block.get("status"), limit=20)
+                    diagnostic = clean_header(block.get("diagnostic-code"), limit=300) or None
+                    break
+        elif kind == "message/rfc822":
+            inner = part.get_payload()
+            if isinstance(inner, list) and inner and isinstance(inner[0], Message):
+                original_ids += message_ids(clean_header(inner[0].get("message-id")))
+        elif kind == "text/rfc822-headers":
+            headers = email.message_from_string(part_text(part), policy=email.policy.compat32)
+            original_ids += message_ids(clean_header(headers.get("message-id")))
+    if not action or not original_ids:
+        return None
+    return DeliveryStatus(original_ids, action, status, diagnostic)
 
 
 def automatic(message: Message) -> str | None:

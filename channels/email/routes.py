@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from channels.email.inbound import receive_mail
 from hub.dependencies import BrokerDep, SessionDep, SettingsDep
@@ -23,14 +23,18 @@ class MailTooLarge(HubError):
 
 
 class MailReceived(BaseModel):
-    """What became of the posted mail: a message on a case, a review item, or nothing new
-    (the same Message-ID was applied before)."""
+    """What became of the posted mail: a message on a case, a review item, a delivery report
+    (a bounce) on a mail the hub sent, or nothing new (the same Message-ID was applied
+    before)."""
 
-    outcome: Literal["message", "review", "duplicate"]
+    outcome: Literal["message", "review", "duplicate", "delivery_status"]
     mail_message_id: str
     message_id: uuid.UUID | None = None
     case_id: uuid.UUID | None = None
     review_item_id: uuid.UUID | None = None
+    outbox_id: uuid.UUID | None = Field(
+        None, description="For a bounce or other delivery report: the delivery it is about."
+    )
 
 
 def require_mail_secret(request: Request, settings: SettingsDep) -> None:
@@ -88,4 +92,5 @@ async def inbound_email(
         message_id=outcome.message.id if outcome.message else None,
         case_id=outcome.message.case_id if outcome.message else None,
         review_item_id=outcome.review_item.id if outcome.review_item else None,
+        outbox_id=outcome.outbox_item.id if outcome.outbox_item else None,
     )

@@ -1,4 +1,5 @@
 from email.message import EmailMessage
+from pathlib import Path
 
 from channels.email.parsing import authentication_verdict, parse_mail
 from tests.email.mails import EXE, PDF, citizen_mail
@@ -101,3 +102,22 @@ def test_a_forwarded_mail_attached_is_a_file_not_the_body() -> None:
     [forwarded] = mail.attachments
     assert forwarded.declared_type == "message/rfc822"
     assert b"Uw loon is verhoogd." in forwarded.content
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "reports"
+
+
+def test_a_bounce_names_the_mail_it_is_about() -> None:
+    raw = (REPORTS / "postfix_failed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"abc@hub.test")
+    report = parse_mail(raw).delivery_status
+    assert report is not None and report.failed
+    assert report.original_ids == ["<abc@hub.test>"]
+    assert report.status == "5.1.1"
+    assert report.diagnostic is not None and "User unknown" in report.diagnostic
+    delayed = (REPORTS / "postfix_delayed.eml").read_bytes()
+    later = parse_mail(delayed.replace(b"{MESSAGE_ID}", b"abc@hub.test")).delivery_status
+    assert later is not None and not later.failed and later.action == "delayed"
+
+
+def test_an_ordinary_mail_is_no_delivery_report() -> None:
+    assert parse_mail(citizen_mail(to="x@reply.hub.test")).delivery_status is None

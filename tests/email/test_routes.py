@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -290,3 +292,74 @@ async def test_a_mail_the_parser_fails_on_is_kept_for_review(
             await session.exec(select(Document).where(Document.review_item_id == item.id))
         ).all()
     assert document.content_type == "message/rfc822"
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "reports"
+
+
+async def test_a_bounce_ends_the_delivery_and_passes_it_to_the_next_channel(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    async with database.session() as session:
+        await make_agency(session)
+        party = await make_party(session, email="gone@example.nl", phone="+31612345678")
+        case = await make_case(session, party)
+        message = Message(
+            case_id=case.id,
+            party_id=party.id,
+            channel="email",
+            direction="outbound",
+            author_kind="staff",
+            body="Uw aanvraag is compleet.",
+            delivery_status="delivered",
+        )
+        session.add(message)
+        await session.flush()
+        outbox = OutboxItem(
+            case_id=case.id,
+            party_id=party.id,
+            message_id=message.id,
+            channel="email",
+            recipient="gone@example.nl",
+            template="reply",
+            body="Uw aanvraag is compleet.",
+            status="delivered",
+            provider="smtp",
+            provider_id="<0f0f0f@hub.test>",
+            meta={"tried": ["email"]},
+        )
+        session.add(outbox)
+    delayed = (
+        (REPORTS / "postfix_delayed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"0f0f0f@hub.test")
+    )
+    response = await post_mail(client, delayed)
+    assert response.json()["outcome"] == "delivery_status"
+    async with database.session() as session:
+        still = await session.get(OutboxItem, outbox.id)
+    assert still is not None and still.status == "delivered"
+
+    failed = (
+        (REPORTS / "postfix_failed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"0f0f0f@hub.test")
+    )
+    response = await post_mail(client, failed)
+    assert response.json()["outcome"] == "delivery_status"
+    assert response.json()["outbox_id"] == str(outbox.id)
+    async with database.session() as session:
+        bounced = await session.get(OutboxItem, outbox.id)
+        shown = await session.get(Message, message.id)
+        texts = (await session.exec(select(OutboxItem).where(OutboxItem.channel == "sms"))).all()
+        events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))).all()
+    assert bounced is not None and bounced.status == "permanent-failure"
+    assert bounced.last_error is not None and "5.1.1" in bounced.last_error
+    assert shown is not None and shown.delivery_status == "permanent-failure"
+    assert [(t.recipient, t.body) for t in texts] == [("+31612345678", "Uw aanvraag is compleet.")]
+    [fallback] = [e for e in events if e.kind == "channel_fallback"]
+    assert fallback.payload == {"from": "email", "to": "sms", "reason": "bounced"}
+    assert await review_items(database) == []
+
+
+async def test_a_bounce_of_a_mail_we_did_not_send_goes_to_review(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    raw = (REPORTS / "postfix_failed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"x@elsewhere")
+    assert (await post_mail(client, raw)).json()["outcome"] == "review"
