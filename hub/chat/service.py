@@ -129,9 +129,10 @@ async def _agency(session: AsyncSession, agency_id: str) -> Agency:
     return agency
 
 
-async def _current_seq(session: AsyncSession, case_id: uuid.UUID) -> int:
-    # The case row is locked by the append that just happened, so this is that event's number.
-    return (await session.exec(select(Case.last_seq).where(Case.id == case_id))).one()
+def _seq_of_last_append(case: Case) -> int:
+    # The append's UPDATE … RETURNING refreshes the loaded case row in the session, and the
+    # row is locked until commit: its last_seq is the number of the event just appended.
+    return case.last_seq
 
 
 # --- starting --------------------------------------------------------------------------------
@@ -284,7 +285,7 @@ async def _citizen_line(
         conversation_id=conversation.id,
         broker=context.broker,
     )
-    return Posted(message, await _current_seq(session, case.id), case.id)
+    return Posted(message, _seq_of_last_append(case), case.id)
 
 
 async def say(
@@ -355,7 +356,7 @@ async def say(
         case=case,
         activity_code=definition_of(context.catalog, case).processing_activity,
     )
-    return Posted(message, await _current_seq(session, case.id), case.id)
+    return Posted(message, _seq_of_last_append(case), case.id)
 
 
 # --- the staff side --------------------------------------------------------------------------

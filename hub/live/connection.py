@@ -25,7 +25,13 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import State
 from starlette.types import Message
 
-from hub.access.service import Viewer, case_for_viewer, record_access
+from hub.access.service import (
+    Viewer,
+    active_mandate,
+    case_for_viewer,
+    record_access,
+    visible_agency_filter,
+)
 from hub.cases.service import definition_of
 from hub.chat import service as chat
 from hub.config import Settings
@@ -57,7 +63,7 @@ from hub.live.protocol import (
     resume_position,
     visible,
 )
-from hub.live.tickets import session_viewer
+from hub.live.tickets import session_is_live, session_viewer
 from hub.models import Case, CaseEvent
 from journeys.catalog import Catalog
 
@@ -73,6 +79,8 @@ ALL_AUDIENCES: tuple[Audience, ...] = ("citizen", "staff")
 @dataclass
 class CaseFollow:
     case_id: uuid.UUID
+    party_id: uuid.UUID
+    journey_id: str
     representing: bool
     position: int
     following: Following
@@ -112,6 +120,18 @@ class LiveConnection:
         async def unit() -> T:
             async with self.database.session() as session:
                 return await work(session)
+
+        return await asyncio.shield(asyncio.ensure_future(unit()))
+
+    async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run read-only ``work`` outside a transaction (no BEGIN and COMMIT round trips, and
+        on SQLite no write lock): for the checks made before every delivery."""
+
+        async def unit() -> T:
+            async with self.database.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                async with AsyncSession(bind=connection) as session:
+                    return await work(session)
 
         return await asyncio.shield(asyncio.ensure_future(unit()))
 
@@ -226,14 +246,14 @@ class LiveConnection:
             )
             return
 
-        async def authorize(session: AsyncSession) -> tuple[bool, bool] | None:
+        async def authorize(session: AsyncSession) -> tuple[Case | None, bool] | None:
             viewer = await session_viewer(session, self.session_id)
             if viewer is None:
                 return None
             try:
                 case, representing = await case_for_viewer(session, viewer, case_id)
             except NotFound:
-                return False, False
+                return None, False
             await record_access(
                 session,
                 viewer,
@@ -243,14 +263,14 @@ class LiveConnection:
                 case=case,
                 activity_code=definition_of(self.catalog, case).processing_activity,
             )
-            return True, representing
+            return case, representing
 
         allowed = await self._in_session(authorize)
         if allowed is None:
             await self.close(Close.REVOKED, "session ended")
             return
-        may_see, representing = allowed
-        if not may_see:
+        case, representing = allowed
+        if case is None:
             await self.send(_error("not_found", "No such case.", {}, case_id))
             return
 
@@ -274,7 +294,9 @@ class LiveConnection:
                     }
                 )
                 return
-            follow = CaseFollow(case_id, representing, position, following, follower)
+            follow = CaseFollow(
+                case_id, case.party_id, case.journey_id, representing, position, following, follower
+            )
             self.follows[case_id] = follow
             answer: dict[str, Any] = {
                 "type": "followed",
@@ -383,17 +405,27 @@ class LiveConnection:
         database before anything of the case is sent."""
 
         async def check(session: AsyncSession) -> str:
-            viewer = await session_viewer(session, self.session_id)
-            if viewer is None:
+            if not await session_is_live(session, self.session_id):
                 return "revoked"
-            if viewer.kind != "citizen" or follow.representing:
-                try:
-                    await case_for_viewer(session, viewer, follow.case_id)
-                except NotFound:
+            if follow.representing:
+                assert self.viewer.party_id is not None
+                mandate = await active_mandate(
+                    session,
+                    representative_id=self.viewer.party_id,
+                    party_id=follow.party_id,
+                    journey_id=follow.journey_id,
+                )
+                return "ok" if mandate is not None else "forbidden"
+            if self.viewer.kind == "staff" and self.viewer.agency_id is not None:
+                visible_case = select(Case.id).where(
+                    Case.id == follow.case_id,
+                    visible_agency_filter(self.viewer.agency_id),  # type: ignore[arg-type]
+                )
+                if (await session.exec(visible_case)).first() is None:
                     return "forbidden"
             return "ok"
 
-        outcome = await self._in_session(check)
+        outcome = await self._read(check)
         if outcome == "revoked":
             await self.close(Close.REVOKED, "session ended")
         elif outcome == "forbidden":
@@ -425,7 +457,7 @@ class LiveConnection:
                         lost.append(follow)
                 return lost
 
-            lost = await self._in_session(check)
+            lost = await self._read(check)
             if lost is None:
                 await self.close(Close.REVOKED, "session ended")
                 return
@@ -441,13 +473,12 @@ class LiveConnection:
     async def _message(self, frame: MessageFrame) -> None:
 
         async def store(session: AsyncSession) -> chat.Posted | None:
-            viewer = await session_viewer(session, self.session_id)
-            if viewer is None:
+            if not await session_is_live(session, self.session_id):
                 return None
             return await chat.say(
                 session,
                 self.context,
-                viewer=viewer,
+                viewer=self.viewer,
                 case_id=frame.case_id,
                 body=frame.body,
                 ref=frame.ref,

@@ -17,13 +17,14 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.service import Viewer
 from hub.auth.dependencies import viewer_for_session
 from hub.db import utcnow
 from hub.events.fanout import Broker
-from hub.models import LoginSession
+from hub.models import LoginSession, StaffMember
 
 _PURPOSE = b"interaction-hub live websocket ticket v1"
 _RAW_LENGTH = 16 + 8 + 16  # session id, expiry, nonce
@@ -88,6 +89,23 @@ async def redeem_ticket(
         return None
     viewer = await session_viewer(session, found.session_id)
     return (viewer, found.session_id) if viewer is not None else None
+
+
+async def session_is_live(session: AsyncSession, session_id: uuid.UUID) -> bool:
+    """Whether the login session is still live (not revoked, not expired, its staff member
+    active), in one query: asked before every delivery, so it must be cheap."""
+    row = (
+        await session.exec(
+            select(LoginSession.revoked_at, LoginSession.expires_at, StaffMember.active)
+            .select_from(LoginSession)
+            .outerjoin(StaffMember, col(StaffMember.id) == col(LoginSession.subject_id))
+            .where(LoginSession.id == session_id)
+        )
+    ).first()
+    if row is None:
+        return False
+    revoked_at, expires_at, staff_active = row
+    return revoked_at is None and expires_at > utcnow() and staff_active is not False
 
 
 async def session_viewer(session: AsyncSession, session_id: uuid.UUID) -> Viewer | None:

@@ -4,6 +4,7 @@ case."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -226,6 +227,11 @@ async def test_outside_opening_hours_the_citizen_is_told_when_and_offered_email(
     )
     assert chosen.json()["reply_channel"] == "email"
     await citizen.close()  # the citizen leaves; the answer comes the next morning by email
+    broker = live_server.app.state.broker
+    for _ in range(100):
+        if not await broker.citizen_online(world.case_id):
+            break
+        await asyncio.sleep(0.02)
 
     await post(http, f"/api/chats/{chat_id}/pickup", world.staff_token)
     ack = await post(
