@@ -14,4 +14,9 @@ or have a mail provider POST each raw message to ``/api/inbound/email`` with
 the hub sent; quotes and signatures cut from the shown text (``quotes``), the original and
 the raw MIME kept; attachments through the document store; anything unmatched to the review
 queue. The From address never identifies anyone.
+
+Bounces: a delivery status notification (RFC 3464) about a mail the hub sent ends that
+delivery in permanent-failure and passes the message to the next channel. Bounces go to the
+envelope sender, which is the address in HUB_MAIL_FROM: give it an address at
+HUB_INBOUND_MAIL_DOMAIN (``noreply@<inbound domain>``) for them to reach the hub.
 """

@@ -17,6 +17,7 @@ from tests.builders import make_agency, make_case, make_party
 from tests.email.mails import citizen_mail, reply_to
 
 MAX_MAIL_BYTES = 20_000
+REPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "reports"
 
 
 @pytest.fixture
@@ -97,3 +98,12 @@ async def test_a_mail_that_cannot_be_stored_is_deferred_not_lost(
         server.close()
         await server.wait_closed()
         await broken.dispose()
+
+
+async def test_a_bounce_with_the_null_sender_is_taken(receiver: int, database: Database) -> None:
+    raw = (REPORTS / "postfix_failed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"x@hub.test")
+    async with aiosmtplib.SMTP(hostname="127.0.0.1", port=receiver, timeout=10) as smtp:
+        await smtp.sendmail("", ["noreply@reply.hub.test"], raw)  # MAIL FROM:<>
+    async with database.session() as session:
+        [item] = (await session.exec(select(ReviewItem))).all()
+    assert item.meta["auto_submitted"] == "auto-replied"
