@@ -168,14 +168,13 @@ def read_texts(message: Message) -> tuple[str, str]:
     """The mail's full text and the reply with quotes and signature removed. An HTML-only
     mail is converted to text; its quote element is cut before the text rules apply."""
     plain, html = _body_parts(message)
-    if plain is not None:
-        text = part_text(plain)
+    text = part_text(plain) if plain is not None else ""
+    if text.strip() or html is None:
+        # Some clients send an empty text part beside the HTML one: then the HTML counts.
         return text.strip(), strip_reply(text)
-    if html is not None:
-        markup = part_text(html)
-        text = html_to_text(markup)
-        return text, strip_reply(html_to_text(markup, cut_at_quote=True) or text)
-    return "", ""
+    markup = part_text(html)
+    text = html_to_text(markup)
+    return text, strip_reply(html_to_text(markup, cut_at_quote=True) or text)
 
 
 def unreadable_mail(raw: bytes) -> ParsedMail:

@@ -121,3 +121,11 @@ def test_a_bounce_names_the_mail_it_is_about() -> None:
 
 def test_an_ordinary_mail_is_no_delivery_report() -> None:
     assert parse_mail(citizen_mail(to="x@reply.hub.test")).delivery_status is None
+
+
+def test_an_empty_text_part_beside_html_gives_way_to_the_html() -> None:
+    mail = EmailMessage()
+    mail["From"] = "a@example.nl"
+    mail.set_content("")
+    mail.add_alternative("<p>Mijn antwoord staat in de HTML.</p>", subtype="html")
+    assert parse_mail(mail.as_bytes()).body == "Mijn antwoord staat in de HTML."
