@@ -192,12 +192,13 @@ async def attach_review_item(
         "attached_by": staff.name,
     }
     meta.pop("verification", None)
+    author = Actor(kind="citizen", id=str(case.party_id), name=party.name if party else None)
     message = await post_message(
         session,
         case=case,
         channel=item.channel,
         direction="inbound",
-        author=Actor(kind="citizen", id=str(case.party_id), name=party.name if party else None),
+        author=author,
         body=item.body,
         subject=item.subject,
         original_body=item.original_body,
@@ -206,7 +207,6 @@ async def attach_review_item(
         meta=meta,
         broker=broker,
     )
-    author = Actor(kind="citizen", id=str(case.party_id), name=party.name if party else None)
     for document in await documents_of_item(session, item.id):
         document.party_id = case.party_id
         document.message_id = message.id
