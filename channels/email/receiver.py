@@ -65,8 +65,12 @@ class InboundMailHandler:
                     envelope_recipients=list(envelope.rcpt_tos),
                     broker=self.broker,
                 )
-        except Exception:
-            log.exception("an inbound mail could not be stored; the sender will retry")
+        except Exception as failure:
+            # The class only: a database error's text can quote the mail it failed to store.
+            log.error(
+                "an inbound mail could not be stored (%s); the sender will retry",
+                type(failure).__name__,
+            )
             return "451 4.3.0 Could not store the message now; try again later"
         log.info("inbound mail stored: %s", outcome.outcome)
         return "250 2.0.0 OK: stored"
