@@ -85,7 +85,7 @@ async def test_unmatched_mail_is_accepted_into_review(receiver: int, database: D
 
 
 async def test_a_mail_that_cannot_be_stored_is_deferred_not_lost(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     broken = Database(f"sqlite+aiosqlite:///{tmp_path}/without-tables.db")
     server = await start_receiver(settings, broken, host="127.0.0.1", port=0)
@@ -94,6 +94,8 @@ async def test_a_mail_that_cannot_be_stored_is_deferred_not_lost(
         with pytest.raises(aiosmtplib.SMTPResponseException) as deferred:
             await send(port, citizen_mail(to="info@reply.hub.test"), ["info@reply.hub.test"])
         assert deferred.value.code == 451
+        assert "could not be stored" in caplog.text
+        assert "Ik heb de stukken" not in caplog.text  # no mail text in the log
     finally:
         server.close()
         await server.wait_closed()
