@@ -24,11 +24,11 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from channels.sms import PROVIDER, STATUS_PATH
-from channels.sms.numbers import InvalidNumber, to_e164
 from hub.db import Database
 from hub.errors import InvalidInput
 from hub.messages.segments import MAX_SEGMENTS, check_text
 from hub.models import DigitalAddress
+from hub.parties.phones import InvalidNumber, to_e164
 from hub.ports import DeliveryReport, Outbound, TemporaryFailure
 
 log = logging.getLogger("channels.sms")

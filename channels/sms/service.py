@@ -42,7 +42,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from channels.sms import PROVIDER
-from channels.sms.numbers import e164_or_none
 from hub.db import utcnow
 from hub.delivery.service import enqueue
 from hub.delivery.worker import fall_back
@@ -51,6 +50,7 @@ from hub.events.service import Actor, append_event
 from hub.messages.segments import count_segments
 from hub.messages.service import post_message
 from hub.models import Case, DigitalAddress, Message, OutboxItem, Party, ReviewItem
+from hub.parties.phones import e164_or_none
 from hub.review.service import add_review_item, first_receipt
 
 log = logging.getLogger("channels.sms")

@@ -25,6 +25,7 @@ from hub.db import utcnow
 from hub.delivery.service import enqueue
 from hub.errors import InvalidInput, NotAuthenticated, TooManyRequests
 from hub.models import DigitalAddress, LoginCode, LoginSession, Party
+from hub.parties.phones import e164_or_none
 
 AddressKind = Literal["email", "phone"]
 
@@ -32,7 +33,6 @@ CODE_REQUEST_LIMIT = 5
 CODE_REQUEST_WINDOW = dt.timedelta(minutes=15)
 CODE_REFUSED = "The code is wrong or no longer valid. Ask for a new code."
 
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 _MESSAGES = {
@@ -67,11 +67,9 @@ def normalise_address(raw: str) -> tuple[AddressKind, str]:
         if not _EMAIL.match(value):
             raise InvalidInput("This is not an email address.")
         return "email", value.lower()
-    phone = re.sub(r"[\s\-().]", "", value)
-    if not _E164.match(phone):
-        raise InvalidInput(
-            "Give an email address, or a phone number in international form, such as +31612345678."
-        )
+    phone = e164_or_none(value)
+    if phone is None:
+        raise InvalidInput("Give an email address, or a phone number such as +31612345678.")
     return "phone", phone
 
 

@@ -20,6 +20,7 @@ from hub.delivery.service import enqueue
 from hub.errors import InvalidInput
 from hub.events.fanout import Broker
 from hub.events.service import Actor, Audience, append_event
+from hub.messages.segments import check_text
 from hub.models import Agency, Case, Conversation, DigitalAddress, Message, Party
 
 Direction = Literal["inbound", "outbound", "internal"]
@@ -277,6 +278,8 @@ async def reply(
         target = await route(session, party, channel)
         if target is None:
             channel = "portal"
+    if target is not None and target.channel == "sms":
+        check_text(body)  # refused now, while staff can still shorten it
     shown_channel = target.channel if target else channel
     message = await post_message(
         session,

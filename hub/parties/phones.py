@@ -1,4 +1,4 @@
-"""Phone numbers for texts: parsed and validated with ``phonenumbers``, kept as E.164.
+"""Phone numbers: parsed and validated with ``phonenumbers``, kept as E.164.
 
 A number written without a country code (``06 1234 5678``) is read in the hub's default
 region (``HUB_SMS_DEFAULT_REGION``, NL unless set); ``+31 6 1234 5678`` and ``0031…`` work

@@ -10,6 +10,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.db import utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.models import DigitalAddress, Party
+from hub.parties.phones import to_e164
 
 
 def bsn_is_valid(bsn: str) -> bool:
@@ -74,7 +75,7 @@ async def find_or_create_party(
 async def add_address(
     session: AsyncSession, *, party_id: uuid.UUID, kind: str, value: str, verified: bool
 ) -> DigitalAddress:
-    value = value.strip().lower() if kind == "email" else value.strip()
+    value = value.strip().lower() if kind == "email" else to_e164(value)
     existing = (
         await session.exec(
             select(DigitalAddress).where(

@@ -48,13 +48,15 @@ def other_code(code: str) -> str:
         (" Jan@Example.NL ", ("email", "jan@example.nl")),
         ("+31 6 1234 5678", ("phone", "+31612345678")),
         ("+31612345678", ("phone", "+31612345678")),
+        # Written the Dutch way: read in the default region.
+        ("06-12345678", ("phone", "+31612345678")),
     ],
 )
 def test_addresses_are_normalised(raw: str, expected: tuple[str, str]) -> None:
     assert normalise_address(raw) == expected
 
 
-@pytest.mark.parametrize("raw", ["", "jan", "06-12345678", "jan@", "@x.nl"])
+@pytest.mark.parametrize("raw", ["", "jan", "06-123", "+999 1234", "jan@", "@x.nl"])
 def test_other_input_is_refused(raw: str) -> None:
     with pytest.raises(InvalidInput):
         normalise_address(raw)

@@ -266,12 +266,6 @@ def test_without_an_account_sid_texts_stay_in_the_development_outbox(
     assert adapters(Settings(environment="test", data_dir=tmp_path), database) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="hub.messages.service.reply does not call hub.messages.segments.check_text yet; "
-    "the two-line change is proposed in the SMS report",
-)
 async def test_a_reply_too_long_for_a_text_is_refused_before_it_is_queued(
     database: Database,
 ) -> None:
