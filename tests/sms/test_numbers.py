@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from channels.sms.numbers import InvalidNumber, e164_or_none, to_e164
+from hub.parties.phones import InvalidNumber, e164_or_none, to_e164
 
 
 @pytest.mark.parametrize(
