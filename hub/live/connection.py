@@ -355,8 +355,9 @@ class LiveConnection:
                     await self._pass_on(follow, item)
         except asyncio.CancelledError:
             raise
-        except Exception:
-            log.exception("Live delivery of a case failed; closing the connection")
+        except Exception as error:
+            # The type only: a database error's text can carry what a citizen wrote.
+            log.error("Live delivery failed (%s); closing the socket", type(error).__name__)
             await self.close(Close.SERVER_ERROR, "server error")
 
     async def _pass_on(self, follow: CaseFollow, item: LiveEvent | Signal | Interruption) -> None:
@@ -492,7 +493,12 @@ class LiveConnection:
                 return
         except HubError as error:
             await self.send(
-                _error(error.type_suffix, error.detail, {"ref": frame.ref}, frame.case_id)
+                _error(
+                    error.type_suffix.replace("-", "_"),
+                    error.detail,
+                    {"ref": frame.ref},
+                    frame.case_id,
+                )
             )
             return
         # Committed (and published) by now: only a stored line is acknowledged.

@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from websockets.exceptions import InvalidStatus
 
 from hub.db import Database, utcnow
+from hub.events.fanout import LiveEvent
 from hub.events.service import Actor, append_event
 from hub.live.connection import LiveConnection, connections
 from hub.live.protocol import Close
@@ -300,7 +301,7 @@ async def test_another_citizens_case_is_refused(
     refused = await client.expect("error")
     assert (refused["code"], refused["case_id"]) == ("not_found", str(world.case_id))
     await client.send(type="message", case_id=str(world.case_id), body="hallo", ref="x")
-    assert (await client.expect("error", ref="x"))["code"] == "not-found"
+    assert (await client.expect("error", ref="x"))["code"] == "not_found"
     await client.send(type="typing", case_id=str(world.case_id))
     assert (await client.expect("error"))["code"] == "not_following"
     async with database.session() as session:
@@ -441,3 +442,28 @@ async def test_a_message_is_committed_before_its_ack(
     assert (again["message_id"], again["seq"]) == (ack["message_id"], ack["seq"])
     async with database.session() as session:
         assert len((await session.exec(select(Message))).all()) == 1
+
+
+async def test_a_skipped_number_is_read_from_the_log_in_order(
+    live_server: LiveServer, http: httpx.AsyncClient, database: Database, clients: list[LiveClient]
+) -> None:
+    """Two processes may publish out of order; the log has both once the later one is out."""
+    world = await make_world(database)
+    client = await live_client(live_server, http, world.citizen_token)
+    clients.append(client)
+    followed = await client.follow(world.case_id, after=0)
+    while not client.seen or client.seen[-1].get("seq") != followed["last_seq"]:
+        await client.expect("event")
+    async with database.session() as session:
+        await append_event(session, case_id=world.case_id, kind="first", actor=Actor.system())
+        second = await append_event(
+            session, case_id=world.case_id, kind="second", actor=Actor.system()
+        )
+    await live_server.app.state.broker.publish(LiveEvent.from_event(second))  # only the later
+    got = [await client.expect("event"), await client.expect("event")]
+    assert [(e["kind"], e["seq"]) for e in got] == [
+        ("first", followed["last_seq"] + 1),
+        ("second", followed["last_seq"] + 2),
+    ]
+    await live_server.app.state.broker.publish(LiveEvent.from_event(second))  # a late copy
+    assert await client.quiet(0.3, ignore=("presence",)) == []
