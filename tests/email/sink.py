@@ -13,7 +13,7 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 
 @dataclass
@@ -56,13 +56,23 @@ class SmtpSink:
         *,
         implicit_tls: ssl.SSLContext | None = None,
         starttls: ssl.SSLContext | None = None,
+        credentials: tuple[str, str] | None = None,
     ) -> None:
+        def authenticate(
+            server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+        ) -> AuthResult:
+            given = (data.login.decode(), data.password.decode())
+            ok = isinstance(data, LoginPassword) and given == credentials
+            return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers 535
+
         def protocol() -> SMTP:
             return SMTP(
                 self,
                 hostname="sink.test",
                 tls_context=starttls,
                 require_starttls=starttls is not None,
+                auth_required=credentials is not None,
+                authenticator=authenticate if credentials is not None else None,
             )
 
         loop = asyncio.get_running_loop()

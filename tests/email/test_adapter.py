@@ -8,6 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
+from pydantic import SecretStr
 
 from channels.email.adapter import SmtpAdapter, render
 from channels.email.tokens import read_token, token_in
@@ -184,16 +185,22 @@ async def test_implicit_tls(
         await sink.stop()
 
 
-async def test_starttls(
+async def test_starttls_with_a_login(
     settings: Settings, server_tls: ssl.SSLContext, client_tls: ssl.SSLContext
 ) -> None:
     sink = SmtpSink()
-    await sink.start(starttls=server_tls)
+    await sink.start(starttls=server_tls, credentials=("hub", "mail-password"))
     try:
-        adapter = SmtpAdapter(
-            smtp_settings(settings, sink.port, "starttls"), tls_context=client_tls
+        with_login = smtp_settings(settings, sink.port, "starttls").model_copy(
+            update={"smtp_username": "hub", "smtp_password": SecretStr("mail-password")}
         )
+        adapter = SmtpAdapter(with_login, tls_context=client_tls)
         assert (await adapter.send(outbound())).status == "delivered"
+        assert len(sink.received) == 1
+        # A wrong password is the operator's to fix: retried, never reported as a bounce.
+        wrong = with_login.model_copy(update={"smtp_password": SecretStr("guess")})
+        with pytest.raises(TemporaryFailure):
+            await SmtpAdapter(wrong, tls_context=client_tls).send(outbound())
         assert len(sink.received) == 1
         # A server that demands STARTTLS refuses the mail in the clear.
         with pytest.raises(TemporaryFailure):
