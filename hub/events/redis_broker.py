@@ -156,11 +156,15 @@ class RedisBroker:
     async def citizen_here(self, case_id: uuid.UUID | str, connection_id: str) -> None:
         key = self._presence_key(case_id)
         lapses = time.time() + PRESENCE_SECONDS
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.zadd(key, {connection_id: lapses})
-            pipe.zremrangebyscore(key, "-inf", time.time())
-            pipe.expire(key, int(PRESENCE_SECONDS) + 1)
-            await pipe.execute()
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.zadd(key, {connection_id: lapses})
+                pipe.zremrangebyscore(key, "-inf", time.time())
+                pipe.expire(key, int(PRESENCE_SECONDS) + 1)
+                await pipe.execute()
+        except RedisError as error:
+            # Presence only steers where a reply goes; the chat itself goes on without it.
+            log.warning("Could not record presence in Redis: %s", type(error).__name__)
 
     async def citizen_gone(self, case_id: uuid.UUID | str, connection_id: str) -> None:
         with contextlib.suppress(RedisError):

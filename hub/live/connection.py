@@ -315,10 +315,11 @@ class LiveConnection:
                 await following.__aexit__(None, None, None)
             raise
 
-    async def _stop_follow(self, case_id: uuid.UUID) -> None:
+    async def _stop_follow(self, case_id: uuid.UUID) -> bool:
+        """Stop following the case; False when it was not followed (anymore)."""
         follow = self.follows.pop(case_id, None)
         if follow is None:
-            return
+            return False
         if follow.task is not None and follow.task is not asyncio.current_task():
             # Asked, not cancelled: the pump ends between two items, never inside a
             # transaction.
@@ -330,12 +331,13 @@ class LiveConnection:
             if self.viewer.kind == "citizen":
                 await self.broker.citizen_gone(case_id, self.id)
             await self.broker.signal(self._signal_of(follow, "presence", {"state": "offline"}))
+        return True
 
     async def _lose_access(self, follow: CaseFollow) -> None:
-        await self._stop_follow(follow.case_id)
-        await self.send(
-            {"type": "unfollowed", "case_id": str(follow.case_id), "reason": "forbidden"}
-        )
+        if await self._stop_follow(follow.case_id):
+            await self.send(
+                {"type": "unfollowed", "case_id": str(follow.case_id), "reason": "forbidden"}
+            )
 
     async def _pump(self, follow: CaseFollow) -> None:
         try:
