@@ -25,10 +25,14 @@ from journeys.catalog import load_catalog
 
 
 def build_adapters(settings: Settings, database: Database) -> AdapterRegistry:
-    """The channel adapters the settings call for; the development outbox for the rest."""
+    """The channel adapters the settings call for; in development, the development outbox for
+    the rest."""
     adapters = AdapterRegistry()
-    for channel in ("email", "sms", "letter"):
-        adapters.register(DevOutboxAdapter(channel))
+    if settings.environment in ("development", "test"):
+        # In production a channel without settings has no adapter: its deliveries fail and
+        # fall back to the next channel, visibly, instead of pretending to be delivered.
+        for channel in ("email", "sms", "letter"):
+            adapters.register(DevOutboxAdapter(channel))
     for wiring in (email_wiring, sms_wiring, letter_wiring):
         for adapter in wiring.adapters(settings, database):
             adapters.register(adapter)

@@ -87,23 +87,15 @@ def address_of(mailbox: str) -> str | None:
     return address
 
 
-class SmtpAdapter:
-    """Sends mail through the SMTP server in the settings.
+class MailComposer:
+    """Writes an outbound message as a MIME mail: text and HTML parts from the templates, our
+    own Message-ID, and the case's signed reply address as Reply-To."""
 
-    ``tls_context`` replaces the default certificate checks (a test's self-signed server,
-    a private CA); by default the server's certificate is verified against the system's.
-    """
-
-    channel = "email"
-
-    def __init__(self, settings: Settings, *, tls_context: ssl.SSLContext | None = None) -> None:
-        if not settings.smtp_host:
-            raise ValueError("SmtpAdapter needs HUB_SMTP_HOST")
-        self.settings = settings
-        self.tls_context = tls_context
+    def __init__(self, settings: Settings) -> None:
         sender = address_of(settings.mail_from)
         if sender is None:
             raise ValueError("HUB_MAIL_FROM is not a mail address")
+        self.settings = settings
         self.sender = sender
         self.domain = sender.rpartition("@")[2]
 
@@ -155,16 +147,61 @@ class SmtpAdapter:
         mail.add_alternative(html, subtype="html")
         return mail
 
-    async def send(self, message: Outbound) -> DeliveryReport:
+    def composed(self, message: Outbound, provider: str) -> EmailMessage | DeliveryReport:
+        """The mail, or the permanent failure to report when it cannot be written."""
         try:
             mail = self.compose(message)
             mail.as_bytes()  # what cannot be written as a mail never will be
         except (ValueError, TypeError, email.errors.MessageError) as problem:
             return DeliveryReport(
                 status="permanent-failure",
-                provider="smtp",
+                provider=provider,
                 detail=f"cannot be written as a mail: {one_line(problem, limit=200)}",
             )
+        return mail
+
+
+class DevMailAdapter(MailComposer):
+    """Development without an SMTP server: the mail is written exactly as it would be sent,
+    as ``<outbox id>.eml`` in the development mail folder, which the development outbox
+    page links to — reply address and all, so a developer can answer it."""
+
+    channel = "email"
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.folder = settings.data_dir / "dev-mail"
+
+    async def send(self, message: Outbound) -> DeliveryReport:
+        mail = self.composed(message, "dev-outbox")
+        if isinstance(mail, DeliveryReport):
+            return mail
+        self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / f"{message.id}.eml").write_bytes(mail.as_bytes())
+        return DeliveryReport(
+            status="delivered", provider="dev-outbox", provider_id=self.message_id(message)
+        )
+
+
+class SmtpAdapter(MailComposer):
+    """Sends mail through the SMTP server in the settings.
+
+    ``tls_context`` replaces the default certificate checks (a test's self-signed server,
+    a private CA); by default the server's certificate is verified against the system's.
+    """
+
+    channel = "email"
+
+    def __init__(self, settings: Settings, *, tls_context: ssl.SSLContext | None = None) -> None:
+        if not settings.smtp_host:
+            raise ValueError("SmtpAdapter needs HUB_SMTP_HOST")
+        super().__init__(settings)
+        self.tls_context = tls_context
+
+    async def send(self, message: Outbound) -> DeliveryReport:
+        mail = self.composed(message, "smtp")
+        if isinstance(mail, DeliveryReport):
+            return mail
         settings = self.settings
         password = settings.smtp_password.get_secret_value() if settings.smtp_password else None
         try:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from channels.email.adapter import SmtpAdapter
+from channels.email.adapter import DevMailAdapter, SmtpAdapter
 from hub.config import Settings
 from hub.db import Database
 from hub.ports import ChannelAdapter
 
 
 def adapters(settings: Settings, database: Database) -> list[ChannelAdapter]:
-    """The SMTP adapter when HUB_SMTP_HOST is set; otherwise none (the development outbox
-    keeps the mail)."""
-    if not settings.smtp_host:
-        return []
-    return [SmtpAdapter(settings)]
+    """The SMTP adapter when HUB_SMTP_HOST is set. Without it, in development and test, the
+    mail is written as it would be sent into the development mail folder; in production
+    the development outbox only records it."""
+    if settings.smtp_host:
+        return [SmtpAdapter(settings)]
+    if settings.environment in ("development", "test"):
+        return [DevMailAdapter(settings)]
+    return []

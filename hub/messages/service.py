@@ -303,6 +303,10 @@ async def reply(
                 reason="no_address",
                 broker=broker,
             )
+        context: dict[str, Any] = {"author_name": author.name}
+        if target.channel == "email":
+            # Threads our reply under the citizen's last mail in their mail client.
+            context["in_reply_to"] = await last_inbound_mail_id(session, case.id)
         await send_to_party(
             session,
             case=case,
@@ -312,9 +316,22 @@ async def reply(
             subject=f"{case.title} — {case.reference}",
             template="reply",
             message=message,
-            extra_context={"author_name": author.name},
+            extra_context=context,
         )
     return message
+
+
+async def last_inbound_mail_id(session: AsyncSession, case_id: uuid.UUID) -> str | None:
+    """The Message-ID of the citizen's latest mail on the case."""
+    query = (
+        select(Message.external_id)
+        .where(
+            Message.case_id == case_id, Message.channel == "email", Message.direction == "inbound"
+        )
+        .order_by(col(Message.created_at).desc())
+        .limit(1)
+    )
+    return (await session.exec(query)).first()
 
 
 async def record_fallback(

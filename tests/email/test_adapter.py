@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from channels.email.adapter import SmtpAdapter, render
+from channels.email.adapter import DevMailAdapter, SmtpAdapter, render
 from channels.email.tokens import read_token, token_in
 from hub.config import Settings
 from hub.ports import Outbound, TemporaryFailure
@@ -216,5 +216,10 @@ def test_the_app_sends_by_smtp_only_when_a_host_is_set(settings: Settings) -> No
     database = Database("sqlite+aiosqlite:///:memory:")
     without = build_adapters(settings, database).get("email")
     with_host = build_adapters(smtp_settings(settings, 2525), database).get("email")
-    assert type(without).__name__ == "DevOutboxAdapter"
+    in_production = build_adapters(
+        settings.model_copy(update={"environment": "production"}), database
+    ).get("email")
+    assert isinstance(without, DevMailAdapter)
     assert isinstance(with_host, SmtpAdapter)
+    # Production without a mail server has no mail adapter: deliveries fail and fall back.
+    assert in_production is None

@@ -77,3 +77,36 @@ async def test_there_is_no_dev_outbox_in_production(tmp_path: Path) -> None:
             assert (await client.get("/dev/outbox")).status_code == 404
             assert (await client.get("/api/dev/outbox")).status_code == 404
     await database.dispose()
+
+
+async def test_the_dev_outbox_keeps_each_mail_as_sent_with_its_reply_address(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    import email
+    import email.policy
+
+    from hub.events.service import Actor
+    from hub.messages.service import reply
+    from tests.builders import make_agency, make_case
+
+    async with database.session() as session:
+        await make_agency(session, "toeslagen")
+        party = await make_party(session, "Jan", email="jan@example.nl", preferred_channel="email")
+        case = await make_case(session, party)
+        await reply(
+            session,
+            case=case,
+            author=Actor(kind="staff", name="Sanne"),
+            body="Hallo",
+            channel="email",
+        )
+    while await deliver_once(database, build_adapters(settings, database)):
+        pass
+    entries = (await client.get("/api/dev/outbox?channel=email")).json()
+    answer = next(e for e in entries if e["template"] == "reply")
+    raw = await client.get(answer["file_url"])
+    assert raw.status_code == 200 and raw.headers["content-type"] == "message/rfc822"
+    mail = email.message_from_bytes(raw.content, policy=email.policy.default)
+    assert mail["Reply-To"].startswith("reply+")
+    assert mail["Message-ID"] == answer["provider_id"]
+    assert (await client.get(f"/dev/outbox/{case.id}.eml")).status_code == 404
