@@ -22,9 +22,9 @@ from hub.access.service import Viewer, agency_takes_part, case_for_viewer, recor
 from hub.cases.service import act_on_case, definition_of, open_case
 from hub.chat.hours import Opening, closed_notice, opening
 from hub.clock import local_today
-from hub.db import utcnow
+from hub.db import after_commit, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
-from hub.events.fanout import Broker
+from hub.events.fanout import Broker, Signal
 from hub.events.service import Actor, append_event
 from hub.messages.service import Direction, address_for, post_message, reply
 from hub.models import (
@@ -82,6 +82,32 @@ class QueueEntry:
     waiting_seconds: int
     for_me: bool
     handover_note: str | None
+
+
+def queue_key(agency_id: str) -> str:
+    """Where changes to an agency's chat queue are fanned out (next to the cases' keys)."""
+    return f"queue:{agency_id}"
+
+
+def _queue_changed(
+    session: AsyncSession, context: ChatContext, conversation: Conversation, *agencies: str
+) -> None:
+    """After commit, tell staff watching the agencies' queues that this chat changed; they
+    read the queue again. Only ids and the status travel: nothing of the citizen."""
+    broker = context.broker
+    if broker is None:
+        return
+    data = {"conversation_id": str(conversation.id), "status": conversation.status}
+    signals = [
+        Signal(case_id=queue_key(a), kind="queue", sender="", who={}, data=data, audience="staff")
+        for a in dict.fromkeys(agencies or (conversation.agency_id,))
+    ]
+
+    async def publish() -> None:
+        for signal in signals:
+            await broker.signal(signal)
+
+    after_commit(session, publish)
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -216,6 +242,7 @@ async def start_chat(
                 },
                 broker=context.broker,
             )
+        _queue_changed(session, context, conversation)
     posted = None
     if text is not None and text.strip():
         posted = await _citizen_line(
@@ -456,6 +483,7 @@ async def pick_up(
     conversation.staff_id = staff_id
     conversation.picked_up_at = utcnow()
     session.add(conversation)
+    _queue_changed(session, context, conversation)
     if case.owner_id is None and case.agency_id == viewer.agency_id:
         case.owner_id = staff_id
         session.add(case)
@@ -543,12 +571,14 @@ async def hand_over(
         meta={"handover": True},
         broker=context.broker,
     )
+    previous_agency = conversation.agency_id
     conversation.agency_id = agency_id
     conversation.team_id = team_id
     conversation.staff_id = staff_id
     conversation.status = "waiting"
     conversation.waiting_since = utcnow()
     session.add(conversation)
+    _queue_changed(session, context, conversation, previous_agency, agency_id)
     to_kind = "staff" if to_staff else "team" if to_team else "agency"
     await append_event(
         session,
@@ -597,6 +627,7 @@ async def close_chat(
     conversation.status = "closed"
     conversation.closed_at = utcnow()
     session.add(conversation)
+    _queue_changed(session, context, conversation)
     await append_event(
         session,
         case_id=case.id,
@@ -699,6 +730,7 @@ async def attach_to_case(
         )
     conversation.case_id = target.id
     session.add(conversation)
+    _queue_changed(session, context, conversation)
     await append_event(
         session,
         case_id=source.id,

@@ -54,6 +54,7 @@ from hub.live.protocol import (
     FrameError,
     MessageFrame,
     PingFrame,
+    QueueFrame,
     RateWindow,
     ReadFrame,
     TypingFrame,
@@ -88,6 +89,13 @@ class CaseFollow:
     task: asyncio.Task[None] | None = field(default=None)
 
 
+@dataclass
+class QueueWatch:
+    following: Following
+    follower: Follower
+    task: asyncio.Task[None] | None = field(default=None)
+
+
 class LiveConnection:
     def __init__(
         self, websocket: WebSocket, state: State, *, viewer: Viewer, session_id: uuid.UUID
@@ -101,6 +109,7 @@ class LiveConnection:
         self.session_id = session_id
         self.id = uuid.uuid4().hex
         self.follows: dict[uuid.UUID, CaseFollow] = {}
+        self.queue_watch: QueueWatch | None = None
         self.limiter = RateWindow(self.settings.ws_messages_per_minute, 60.0)
         self._send_lock = asyncio.Lock()
         self._closed = asyncio.Event()
@@ -180,6 +189,7 @@ class LiveConnection:
                 await watchdog
             for case_id in list(self.follows):
                 await self._stop_follow(case_id)
+            await self._unwatch_queue()
 
     async def _receive(self) -> Message | None:
         receiving = asyncio.ensure_future(self.websocket.receive())
@@ -231,6 +241,12 @@ class LiveConnection:
             await self._message(frame)
         elif isinstance(frame, TypingFrame | ReadFrame):
             await self._signal(frame)
+        elif isinstance(frame, QueueFrame):
+            if frame.type == "watch_queue":
+                await self._watch_queue()
+            else:
+                await self._unwatch_queue()
+                await self.send({"type": "unwatched_queue"})
         else:
             await self.send(_error("invalid", "Already authenticated.", {}))
 
@@ -470,6 +486,52 @@ class LiveConnection:
                 for case_id in list(self.follows):
                     with contextlib.suppress(Exception):
                         await self.broker.citizen_here(case_id, self.id)
+
+    # --- the staff member's chat queue ------------------------------------------------------
+
+    async def _watch_queue(self) -> None:
+        agency_id = self.viewer.agency_id
+        if self.viewer.kind != "staff" or agency_id is None:
+            await self.send(_error("forbidden", "Only staff watch a chat queue.", {}))
+            return
+        if self.queue_watch is None:
+            following = self.broker.follow(chat.queue_key(agency_id))
+            watch = QueueWatch(following, await following.__aenter__())
+            self.queue_watch = watch
+            watch.task = asyncio.create_task(self._queue_pump(watch), name=f"queue-{self.id}")
+        await self.send({"type": "watching_queue", "agency_id": agency_id})
+
+    async def _unwatch_queue(self) -> None:
+        watch, self.queue_watch = self.queue_watch, None
+        if watch is None:
+            return
+        if watch.task is not None and watch.task is not asyncio.current_task():
+            watch.follower.put(Interruption.ENDED)
+            with contextlib.suppress(Exception):
+                await watch.task
+        await watch.following.__aexit__(None, None, None)
+
+    async def _queue_pump(self, watch: QueueWatch) -> None:
+        """Pass changes of the agency's queue on (ids and status only: the client reads the
+        queue again), while the session lasts."""
+
+        async def live(session: AsyncSession) -> bool:
+            return await session_is_live(session, self.session_id)
+
+        while not self.closed:
+            item = await watch.follower.get()
+            if item is Interruption.ENDED:
+                return
+            if item is Interruption.CLOSED:
+                await self.close(Close.RECONNECT, "server going away")
+                return
+            if not await self._read(live):
+                await self.close(Close.REVOKED, "session ended")
+                return
+            if item is Interruption.LAGGED:
+                await self.send({"type": "queue_changed", "reload": True})
+            elif isinstance(item, Signal):
+                await self.send({"type": "queue_changed", **item.data})
 
     # --- chat lines and signals -----------------------------------------------------------
 

@@ -81,8 +81,19 @@ class PingFrame(_Frame):
     type: Literal["ping"]
 
 
+class QueueFrame(_Frame):
+    type: Literal["watch_queue", "unwatch_queue"]
+
+
 ClientFrame = Annotated[
-    AuthFrame | FollowFrame | UnfollowFrame | MessageFrame | TypingFrame | ReadFrame | PingFrame,
+    AuthFrame
+    | FollowFrame
+    | UnfollowFrame
+    | MessageFrame
+    | TypingFrame
+    | ReadFrame
+    | PingFrame
+    | QueueFrame,
     Field(discriminator="type"),
 ]
 _client_frame: TypeAdapter[ClientFrame] = TypeAdapter(ClientFrame)

@@ -365,3 +365,33 @@ async def test_closing_a_chat_and_who_may(
     # A new line on the case starts a new chat rather than reopening the closed one.
     restarted = await start(http, world, "Nog een vraag")
     assert restarted["chat"]["id"] != chat_id
+
+
+async def test_staff_watching_the_queue_are_told_when_it_changes(
+    live_server: LiveServer, http: httpx.AsyncClient, database: Database, clients: list[LiveClient]
+) -> None:
+    world = await make_world(database)
+    async with database.session() as session:
+        await make_agency(session, "uwv")
+        other = await quick_staff(session, "uwv", "Omar Bakker")
+    other_token = await token_for(database, "staff", other.id)
+    staff = await live_client(live_server, http, world.staff_token)
+    elsewhere = await live_client(live_server, http, other_token)
+    citizen = await live_client(live_server, http, world.citizen_token)
+    clients += [staff, elsewhere, citizen]
+    for watcher in (staff, elsewhere):
+        await watcher.send(type="watch_queue")
+        await watcher.expect("watching_queue")
+    await citizen.send(type="watch_queue")
+    assert (await citizen.expect("error"))["code"] == "forbidden"
+
+    chat_id = (await start(http, world, "Hallo?"))["chat"]["id"]
+    waiting = await staff.expect("queue_changed")
+    assert waiting == {"type": "queue_changed", "conversation_id": chat_id, "status": "waiting"}
+    await post(http, f"/api/chats/{chat_id}/pickup", world.staff_token)
+    assert (await staff.expect("queue_changed"))["status"] == "active"
+    assert await elsewhere.quiet(0.3) == []  # another agency's queue did not change
+    await staff.send(type="unwatch_queue")
+    await staff.expect("unwatched_queue")
+    await post(http, f"/api/chats/{chat_id}/close", world.staff_token)
+    assert await staff.quiet(0.3, ignore=("presence",)) == []
