@@ -176,7 +176,13 @@ def serve(
         extras += ", development outbox at /dev/outbox"
     typer.echo(f"Interaction Hub is running at {address} ({extras})")
     uvicorn.run(
-        "hub.app:create_app", factory=True, host=settings.host, port=settings.port, reload=reload
+        "hub.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        reload=reload,
+        # Oversized frames are refused (1009) before they are buffered; the hub checks again.
+        ws_max_size=settings.ws_max_frame_bytes,
     )
 
 

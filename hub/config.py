@@ -13,6 +13,11 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
+# In development the inbound mail endpoint and the SMS webhooks are on with these public
+# values, so that a developer (or scripts/channel_switch.py) can answer mail and text the
+# hub; outside development they are unset unless configured.
+DEVELOPMENT_INBOUND_MAIL_SECRET = "development-inbound-mail-secret"  # noqa: S105
+DEVELOPMENT_TWILIO_AUTH_TOKEN = "development-twilio-auth-token"  # noqa: S105
 
 
 class InsecureSettings(RuntimeError):
@@ -112,7 +117,8 @@ class Settings(BaseSettings):
     inbound_mail_secret: SecretStr | None = Field(
         None,
         description="Shared secret a mail provider sends (Authorization: Bearer) when it posts "
-        "raw inbound mail to /api/inbound/email. Unset: that endpoint is off.",
+        "raw inbound mail to /api/inbound/email. Unset: that endpoint is off (in development "
+        f"it is '{DEVELOPMENT_INBOUND_MAIL_SECRET}').",
     )
     mail_receiver_host: str = Field("127.0.0.1", description="Address `hub mail-receiver` binds.")
     mail_receiver_port: int = Field(2525, description="Port `hub mail-receiver` listens on.")
@@ -123,7 +129,9 @@ class Settings(BaseSettings):
         None, description="Twilio account for SMS. Unset: texts go to the development outbox."
     )
     twilio_auth_token: SecretStr | None = Field(
-        None, description="Twilio auth token: authenticates API calls and signs webhooks."
+        None,
+        description="Twilio auth token: authenticates API calls and signs webhooks. Unset: "
+        f"the SMS webhooks are off (in development it is '{DEVELOPMENT_TWILIO_AUTH_TOKEN}').",
     )
     twilio_from_number: str | None = Field(
         None, description="The hub's sending number in E.164 (or a Messaging Service SID)."
@@ -167,6 +175,11 @@ class Settings(BaseSettings):
                 "outside development (for example: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))')."
             )
+        if self.environment == "development":
+            if self.inbound_mail_secret is None:
+                self.inbound_mail_secret = SecretStr(DEVELOPMENT_INBOUND_MAIL_SECRET)
+            if self.twilio_auth_token is None:
+                self.twilio_auth_token = SecretStr(DEVELOPMENT_TWILIO_AUTH_TOKEN)
         return self
 
 
