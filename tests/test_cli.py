@@ -420,7 +420,7 @@ def _free_port() -> int:
 
 
 def test_installed_hub_command_runs() -> None:
-    result = subprocess.run(  # noqa: S603 - our own console script
+    result = subprocess.run(
         [str(HUB), "--help"], capture_output=True, text=True, timeout=60, check=False
     )
 
@@ -437,7 +437,7 @@ def test_serve_migrates_the_embedded_database_and_answers(tmp_path: Path) -> Non
         "HUB_PORT": str(port),
         "HUB_ENVIRONMENT": "development",
     }
-    process = subprocess.Popen(  # noqa: S603 - our own console script
+    process = subprocess.Popen(
         [str(HUB), "serve"],
         env=environment,
         cwd=tmp_path,
