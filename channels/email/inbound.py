@@ -24,12 +24,12 @@ from channels.email.tokens import read_token, token_in
 from hub.config import Settings
 from hub.db import utcnow
 from hub.delivery.worker import fall_back
-from hub.documents.service import DocumentRefused, store_document
+from hub.documents.service import DocumentRefused, announce_document, store_document
 from hub.events.fanout import Broker
 from hub.events.service import Actor
 from hub.messages.service import post_message
 from hub.models import Case, DigitalAddress, Document, Message, OutboxItem, Party, ReviewItem
-from hub.review.service import add_review_item, announce_document, first_receipt
+from hub.review.service import add_review_item, first_receipt
 
 log = logging.getLogger("channels.email")
 

@@ -8,7 +8,6 @@ delivered and the citizen sees "we posted a letter to you on …" on the case.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,14 +20,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from channels.letter.layout import long_date
 from hub.clock import local_date
 from hub.db import utcnow
-from hub.documents.service import read_file, store_document
+from hub.documents.service import store_document, stored_content
 from hub.errors import Conflict, HubError, NotFound
 from hub.events.fanout import Broker
 from hub.events.service import Actor, append_event
 from hub.models import Case, Document, Message, OutboxItem, PrintJob
 from hub.ports import Outbound
-
-log = logging.getLogger("channels.letter")
 
 PrintStatus = Literal["queued", "collected", "posted"]
 # How long the delivery worker leaves a queued letter alone: the print queue, not the
@@ -156,14 +153,14 @@ async def letter_of_agency(
 
 def letter_pdf(store: Path, document: Document) -> bytes:
     """The PDF as stored, checked against its checksum; a damaged one is never handed out."""
-    try:
-        return read_file(store, document)
-    except (OSError, RuntimeError):
-        log.error("stored letter %s is missing or does not match its checksum", document.id)
-        raise StoredLetterDamaged(
+    return stored_content(
+        store,
+        document,
+        damaged=StoredLetterDamaged(
             "The stored letter is missing or does not match its checksum. It will not be "
             "printed; ask the agency to send it again."
-        ) from None
+        ),
+    )
 
 
 def _refuse_step_back(job: PrintJob, wanted: PrintStatus) -> None:

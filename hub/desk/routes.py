@@ -33,7 +33,8 @@ from hub.desk.schemas import (
 )
 from hub.errors import NotFound
 from hub.events.service import events_after
-from hub.messages.routes import MessageOut, checked_text, event_seq, message_out, read_thread
+from hub.messages.schemas import MAX_MESSAGE_CHARS, MAX_SUBJECT_CHARS, MessageOut, checked_text
+from hub.messages.thread import posted_message_out, read_thread
 from hub.models import Agency, Case, Party
 from journeys.catalog import Catalog
 from journeys.model import UnknownStage
@@ -172,7 +173,7 @@ async def record_visit(
     that was checked. The visit is a message on the "counter" channel."""
     case, _ = await case_for_viewer(session, staff, case_id, for_update=True)
     summary = (
-        checked_text(body.summary, what="summary", limit=10_000)
+        checked_text(body.summary, what="summary", limit=MAX_MESSAGE_CHARS)
         if body.summary is not None
         else None
     )
@@ -180,7 +181,7 @@ async def record_visit(
         session,
         case=case,
         staff=staff.actor(),
-        topic=checked_text(body.topic, what="topic", limit=300),
+        topic=checked_text(body.topic, what="topic", limit=MAX_SUBJECT_CHARS),
         summary=summary,
         identity_document=body.identity_document,
         broker=broker,
@@ -194,13 +195,7 @@ async def record_visit(
         case=case,
         activity_code=definition_of(catalog, case).processing_activity,
     )
-    return message_out(
-        message,
-        seq=await event_seq(session, message),
-        attachments=[],
-        staff_view=True,
-        original=False,
-    )
+    return await posted_message_out(session, message, staff_view=True)
 
 
 @router.post("/cases/{case_id}/follow-up", status_code=status.HTTP_201_CREATED)

@@ -8,7 +8,7 @@ import uuid
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hub.cases.schemas import EventOut
-from hub.messages.routes import MessageOut
+from hub.messages.schemas import MAX_MESSAGE_CHARS, MAX_SUBJECT_CHARS, MessageOut
 
 
 class DeskSearch(BaseModel):
@@ -97,8 +97,12 @@ class DeskFound(BaseModel):
 class VisitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    topic: str = Field(min_length=1, max_length=300, description="What the visit was about.")
-    summary: str | None = Field(None, max_length=10_000, description="What was discussed.")
+    topic: str = Field(
+        min_length=1, max_length=MAX_SUBJECT_CHARS, description="What the visit was about."
+    )
+    summary: str | None = Field(
+        None, max_length=MAX_MESSAGE_CHARS, description="What was discussed."
+    )
     identity_document: str = Field(
         description="The identity document checked: passport, id_card, driving_licence or "
         "residence_permit. A visitor known by sight is not identified."

@@ -27,13 +27,13 @@ from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.documents.service import (
     EXTENSIONS,
     DocumentTooLarge,
+    announce_document,
     documents_of_case,
     sniff,
     store_document,
     stored_content,
 )
 from hub.errors import Forbidden, InvalidInput, NotFound
-from hub.events.service import append_event
 from hub.models import Document, Message
 from journeys.engine import ProvideInformation
 
@@ -211,20 +211,7 @@ async def upload_document(
         party_id=case.party_id,
         message_id=fields.message_id,
     )
-    await append_event(
-        session,
-        case_id=case.id,
-        kind="document_added",
-        actor=actor,
-        payload={
-            "document_id": str(document.id),
-            "filename": document.filename,
-            "content_type": document.content_type,
-            "size": document.size,
-            "source": source,
-        },
-        broker=broker,
-    )
+    await announce_document(session, case_id=case.id, document=document, actor=actor, broker=broker)
     # The event above locked the case row: its state is read afresh, then acted on.
     await session.refresh(case)
     provided = fields.provides_information and case.status == "waiting_for_citizen"

@@ -18,6 +18,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.errors import HubError, InvalidInput
+from hub.events.fanout import Broker
+from hub.events.service import Actor, append_event
 from hub.models import Document, Message
 
 logger = logging.getLogger(__name__)
@@ -155,14 +157,41 @@ async def store_document(
     return document
 
 
-def stored_content(store: Path, document: Document) -> bytes:
-    """The stored bytes, verified against their checksum; DocumentDamaged when the file is
-    gone or changed, so nobody receives a file other than the one that was stored."""
+async def announce_document(
+    session: AsyncSession,
+    *,
+    case_id: uuid.UUID,
+    document: Document,
+    actor: Actor,
+    broker: Broker | None = None,
+) -> None:
+    """The case's ``document_added`` event for a file now on it: an upload, a desk scan, or
+    a file that came with a mail."""
+    await append_event(
+        session,
+        case_id=case_id,
+        kind="document_added",
+        actor=actor,
+        payload={
+            "document_id": str(document.id),
+            "filename": document.filename,
+            "content_type": document.content_type,
+            "size": document.size,
+            "source": document.source,
+        },
+        broker=broker,
+    )
+
+
+def stored_content(store: Path, document: Document, *, damaged: HubError | None = None) -> bytes:
+    """The stored bytes, verified against their checksum, so nobody receives a file other
+    than the one that was stored. When the file is gone or changed the error is logged and
+    ``damaged`` raised: by default DocumentDamaged; a caller may say what it means for it."""
     try:
         return read_file(store, document)
     except (OSError, RuntimeError):
         logger.error("document %s: stored file missing or not matching its checksum", document.id)
-        raise DocumentDamaged(
+        raise damaged or DocumentDamaged(
             "This document cannot be handed out: the stored file is missing or does not "
             "match its checksum. The administrator has to restore it."
         ) from None

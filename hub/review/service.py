@@ -22,9 +22,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.auth.citizens import normalise_address
 from hub.db import utcnow
 from hub.delivery.service import enqueue
+from hub.documents.service import announce_document
 from hub.errors import Conflict, InvalidInput, NotFound, TooManyRequests
 from hub.events.fanout import Broker
-from hub.events.service import Actor, append_event
+from hub.events.service import Actor
 from hub.messages.service import post_message
 from hub.models import (
     Case,
@@ -141,31 +142,6 @@ async def documents_of_item(session: AsyncSession, item_id: uuid.UUID) -> list[D
         .order_by(col(Document.created_at))
     )
     return list((await session.exec(query)).all())
-
-
-async def announce_document(
-    session: AsyncSession,
-    *,
-    case_id: uuid.UUID,
-    document: Document,
-    actor: Actor,
-    broker: Broker | None = None,
-) -> None:
-    """The ``document_added`` event for a file that came with a message (as an upload has)."""
-    await append_event(
-        session,
-        case_id=case_id,
-        kind="document_added",
-        actor=actor,
-        payload={
-            "document_id": str(document.id),
-            "filename": document.filename,
-            "content_type": document.content_type,
-            "size": document.size,
-            "source": document.source,
-        },
-        broker=broker,
-    )
 
 
 def _require_open(item: ReviewItem) -> None:
