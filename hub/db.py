@@ -67,7 +67,13 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _tune_sqlite(engine)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # No pre-ping: it costs a round trip on every checkout, which on a chat line is more than
+    # the insert. A connection the server dropped fails its first statement instead; SQLAlchemy
+    # recognises the disconnect, discards it and invalidates the pool's older connections, so
+    # only that one unit of work fails — and every unit of work is a transaction that rolls
+    # back whole (a chat line is resent under the same ``ref``, a webhook is retried by its
+    # provider). ``pool_recycle`` replaces connections before server or proxy idle limits.
+    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

@@ -13,11 +13,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import Table, insert, literal, update
+from sqlalchemy import select as select_columns
+from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.db import after_commit, utcnow
+from hub.db import after_commit
 from hub.errors import NotFound
 from hub.events.fanout import Broker, LiveEvent
 from hub.models import Case, CaseEvent
@@ -48,23 +51,16 @@ async def append_event(
     payload: dict[str, Any] | None = None,
     audience: Audience = "citizen",
     broker: Broker | None = None,
+    along: SQLModel | None = None,
 ) -> CaseEvent:
     """Append one event to the case's log with the next sequence number.
 
+    ``along`` is a new row (a message, say) inserted in the same statement on PostgreSQL.
     The event is published to ``broker`` only after the session commits.
     """
-    result = await session.exec(
-        update(Case)
-        .where(col(Case.id) == case_id)
-        .values(last_seq=Case.last_seq + 1, updated_at=utcnow())
-        .returning(col(Case.last_seq))
-    )
-    seq = result.scalar_one_or_none()
-    if seq is None:
-        raise NotFound("No such case.")
     event = CaseEvent(
         case_id=case_id,
-        seq=seq,
+        seq=0,
         kind=kind,
         audience=audience,
         actor_kind=actor.kind,
@@ -72,8 +68,24 @@ async def append_event(
         actor_name=actor.name,
         payload=payload or {},
     )
-    session.add(event)
-    await session.flush()
+    if session.bind is not None and session.bind.dialect.name == "postgresql":
+        await _append_in_one_statement(session, event, along)
+    else:
+        if along is not None:
+            session.add(along)
+            await session.flush()
+        result = await session.exec(
+            update(Case)
+            .where(col(Case.id) == case_id)
+            .values(last_seq=Case.last_seq + 1, updated_at=event.created_at)
+            .returning(col(Case.last_seq))
+        )
+        seq = result.scalar_one_or_none()
+        if seq is None:
+            raise NotFound("No such case.")
+        event.seq = seq
+        session.add(event)
+        await session.flush()
     if broker is not None:
         live = LiveEvent.from_event(event)
 
@@ -82,6 +94,64 @@ async def append_event(
 
         after_commit(session, publish)
     return event
+
+
+async def _append_in_one_statement(
+    session: AsyncSession, event: CaseEvent, along: SQLModel | None
+) -> None:
+    """Take the sequence number and insert the event (and ``along``) in one round trip:
+
+        WITH next AS (UPDATE case SET last_seq = last_seq + 1 … RETURNING last_seq)
+        INSERT INTO case_event (…, seq) SELECT …, last_seq FROM next RETURNING id
+
+    The UPDATE locks the case row until commit, exactly as a statement of its own would.
+    The rows are then put in the session as the stored rows they are, and a case loaded in
+    the session gets its new ``last_seq``, as the ORM would have done.
+    """
+    await session.flush()  # rows added before (a new conversation, say) go in first
+    cases: Table = Case.__table__  # type: ignore[attr-defined]
+    events: Table = CaseEvent.__table__  # type: ignore[attr-defined]
+    taken = (
+        update(cases)
+        .where(cases.c.id == event.case_id)
+        .values(last_seq=cases.c.last_seq + 1, updated_at=event.created_at)
+        .returning(cases.c.last_seq)
+        .cte("next_seq")
+    )
+    values = _column_values(event, exclude=frozenset({"id", "seq"}))
+    statement = (
+        insert(events)
+        .from_select(
+            [*values, "seq"],
+            select_columns(
+                *(literal(v, events.c[name].type) for name, v in values.items()),
+                taken.c.last_seq,
+            ),
+        )
+        .returning(events.c.id, events.c.seq)
+    )
+    if along is not None:
+        table: Table = type(along).__table__  # type: ignore[attr-defined]
+        statement = statement.add_cte(
+            insert(table).values(_column_values(along)).cte(f"along_{table.name}")
+        )
+    row = (await session.exec(statement)).first()
+    if row is None:
+        raise NotFound("No such case.")
+    event.id, event.seq = row
+    for stored in (along, event):
+        if stored is not None:
+            make_transient_to_detached(stored)
+            session.add(stored)
+    loaded = session.identity_map.get(session.identity_key(Case, event.case_id))
+    if isinstance(loaded, Case):
+        set_committed_value(loaded, "last_seq", event.seq)
+        set_committed_value(loaded, "updated_at", event.created_at)
+
+
+def _column_values(row: SQLModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
+    table: Table = type(row).__table__  # type: ignore[attr-defined]
+    return {c.name: getattr(row, c.name) for c in table.columns if c.name not in exclude}
 
 
 async def events_after(

@@ -17,6 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from sqlalchemy import ColumnElement
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -91,21 +92,25 @@ async def redeem_ticket(
     return (viewer, found.session_id) if viewer is not None else None
 
 
-async def session_is_live(session: AsyncSession, session_id: uuid.UUID) -> bool:
+async def session_is_live(
+    session: AsyncSession, session_id: uuid.UUID, *, and_also: ColumnElement[bool] | None = None
+) -> bool:
     """Whether the login session is still live (not revoked, not expired, its staff member
-    active), in one query: asked before every delivery, so it must be cheap."""
-    row = (
-        await session.exec(
-            select(LoginSession.revoked_at, LoginSession.expires_at, StaffMember.active)
-            .select_from(LoginSession)
-            .outerjoin(StaffMember, col(StaffMember.id) == col(LoginSession.subject_id))
-            .where(LoginSession.id == session_id)
-        )
-    ).first()
+    active) — and, when given, whether ``and_also`` holds — in one query: asked before every
+    delivery, so it must be cheap."""
+    query = (
+        select(LoginSession.revoked_at, LoginSession.expires_at, StaffMember.active)
+        .select_from(LoginSession)
+        .outerjoin(StaffMember, col(StaffMember.id) == col(LoginSession.subject_id))
+        .where(LoginSession.id == session_id)
+    )
+    if and_also is not None:
+        query = query.add_columns(and_also)  # type: ignore[assignment]
+    row = (await session.exec(query)).first()
     if row is None:
         return False
-    revoked_at, expires_at, staff_active = row
-    return revoked_at is None and expires_at > utcnow() and staff_active is not False
+    revoked_at, expires_at, staff_active, *also = row
+    return revoked_at is None and expires_at > utcnow() and staff_active is not False and all(also)
 
 
 async def session_viewer(session: AsyncSession, session_id: uuid.UUID) -> Viewer | None:

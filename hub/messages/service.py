@@ -81,9 +81,8 @@ async def post_message(
         meta=meta or {},
         delivery_status=delivery_status,
     )
-    session.add(message)
-    await session.flush()
     audience: Audience = "staff" if direction == "internal" else "citizen"
+    # The message goes in with its event: one statement on PostgreSQL.
     await append_event(
         session,
         case_id=case.id,
@@ -92,6 +91,7 @@ async def post_message(
         payload=message_payload(message),
         audience=audience,
         broker=broker,
+        along=message,
     )
     return message
 
