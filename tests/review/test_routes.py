@@ -6,6 +6,7 @@ import re
 import uuid
 
 import httpx
+import pytest
 from sqlmodel import select
 
 from channels.email.inbound import receive_mail
@@ -36,7 +37,8 @@ class World:
     staff: dict[str, str]
 
 
-async def world(database: Database) -> World:
+@pytest.fixture
+async def w(database: Database) -> World:
     w = World()
     async with database.session() as session:
         await make_agency(session, "toeslagen")
@@ -73,17 +75,53 @@ async def an_item(
         return await add_review_item(session, body=body, **values)  # type: ignore[arg-type]
 
 
-async def test_only_staff_see_the_queue(client: httpx.AsyncClient, database: Database) -> None:
-    w = await world(database)
+async def attach(
+    client: httpx.AsyncClient,
+    item_id: uuid.UUID,
+    token: str,
+    *,
+    case_id: uuid.UUID,
+    party_id: uuid.UUID | None = None,
+) -> httpx.Response:
+    body = {"case_id": str(case_id)}
+    if party_id is not None:
+        body["party_id"] = str(party_id)
+    return await client.post(
+        f"/api/review-items/{item_id}/attach", json=body, headers=bearer(token)
+    )
+
+
+async def start_verification(
+    client: httpx.AsyncClient, item: ReviewItem, party: Party, token: str
+) -> httpx.Response:
+    return await client.post(
+        f"/api/review-items/{item.id}/verification",
+        json={"party_id": str(party.id)},
+        headers=bearer(token),
+    )
+
+
+async def confirm(
+    client: httpx.AsyncClient, item: ReviewItem, code: str, token: str
+) -> httpx.Response:
+    return await client.post(
+        f"/api/review-items/{item.id}/verification/confirm",
+        json={"code": code},
+        headers=bearer(token),
+    )
+
+
+async def test_only_staff_see_the_queue(
+    client: httpx.AsyncClient, database: Database, w: World
+) -> None:
     citizen = await token_for(database, "citizen", w.party.id)
     assert (await client.get("/api/review-items")).status_code == 401
     assert (await client.get("/api/review-items", headers=bearer(citizen))).status_code == 403
 
 
 async def test_open_items_newest_first_with_an_excerpt(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     await an_item(database, subject="Eerste")
     await an_item(database, channel="sms", sender="+31612345678", subject=None, body="x " * 300)
     response = await client.get("/api/review-items", headers=bearer(w.staff["mine"]))
@@ -98,9 +136,8 @@ async def test_open_items_newest_first_with_an_excerpt(
 
 
 async def test_reading_an_item_linked_to_a_party_is_logged(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     anonymous = await an_item(database)
     suggested = await an_item(database, party_id=w.party.id)
     for item in (anonymous, suggested):
@@ -119,9 +156,8 @@ async def test_reading_an_item_linked_to_a_party_is_logged(
 
 
 async def test_attaching_puts_the_mail_and_its_files_on_the_case(
-    client: httpx.AsyncClient, database: Database, settings: Settings
+    client: httpx.AsyncClient, database: Database, settings: Settings, w: World
 ) -> None:
-    w = await world(database)
     async with database.session() as session:
         outcome = await receive_mail(
             session,
@@ -141,10 +177,8 @@ async def test_attaching_puts_the_mail_and_its_files_on_the_case(
         "application/pdf",
     }
 
-    response = await client.post(
-        f"/api/review-items/{item_id}/attach",
-        json={"case_id": str(w.case.id), "party_id": str(w.party.id)},
-        headers=bearer(w.staff["mine"]),
+    response = await attach(
+        client, item_id, w.staff["mine"], case_id=w.case.id, party_id=w.party.id
     )
     assert response.status_code == 200, response.text
     assert response.json()["item"]["status"] == "attached"
@@ -170,24 +204,15 @@ async def test_attaching_puts_the_mail_and_its_files_on_the_case(
         "loonstrook.pdf"
     ]
 
-    again = await client.post(
-        f"/api/review-items/{item_id}/attach",
-        json={"case_id": str(w.case.id)},
-        headers=bearer(w.staff["mine"]),
-    )
+    again = await attach(client, item_id, w.staff["mine"], case_id=w.case.id)
     assert again.status_code == 409
 
 
 async def test_staff_cannot_attach_to_a_case_they_may_not_see(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     item = await an_item(database)
-    response = await client.post(
-        f"/api/review-items/{item.id}/attach",
-        json={"case_id": str(w.case.id)},
-        headers=bearer(w.staff["other"]),
-    )
+    response = await attach(client, item.id, w.staff["other"], case_id=w.case.id)
     assert response.status_code == 404
     async with database.session() as session:
         unchanged = await session.get(ReviewItem, item.id)
@@ -197,22 +222,18 @@ async def test_staff_cannot_attach_to_a_case_they_may_not_see(
 
 
 async def test_attaching_to_a_case_of_another_party_than_named_is_refused(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     item = await an_item(database)
-    response = await client.post(
-        f"/api/review-items/{item.id}/attach",
-        json={"case_id": str(w.case.id), "party_id": str(uuid.uuid4())},
-        headers=bearer(w.staff["mine"]),
+    response = await attach(
+        client, item.id, w.staff["mine"], case_id=w.case.id, party_id=uuid.uuid4()
     )
     assert response.status_code == 422
 
 
 async def test_discarding_keeps_the_reason_and_empties_the_queue(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     item = await an_item(database)
     headers = bearer(w.staff["mine"])
     empty = await client.post(
@@ -251,16 +272,11 @@ async def addresses_of(database: Database, party: Party) -> list[DigitalAddress]
 
 
 async def test_an_address_is_linked_only_once_the_code_comes_back(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     item = await an_item(database, sender="Jan.Prive@Example.NL")
     headers = bearer(w.staff["mine"])
-    started = await client.post(
-        f"/api/review-items/{item.id}/verification",
-        json={"party_id": str(w.party.id)},
-        headers=headers,
-    )
+    started = await start_verification(client, item, w.party, w.staff["mine"])
     assert started.status_code == 202, started.text
     assert started.json()["channel"] == "email"
     assert started.json()["address"] == "jan.prive@example.nl"
@@ -270,19 +286,13 @@ async def test_an_address_is_linked_only_once_the_code_comes_back(
     assert code not in shown.text and "code_hash" not in shown.text
 
     wrong = "000000" if code != "000000" else "111111"
-    refused = await client.post(
-        f"/api/review-items/{item.id}/verification/confirm", json={"code": wrong}, headers=headers
-    )
+    refused = await confirm(client, item, wrong, w.staff["mine"])
     assert refused.status_code == 422 and refused.json()["attempts_left"] == 4
-    refused = await client.post(
-        f"/api/review-items/{item.id}/verification/confirm", json={"code": wrong}, headers=headers
-    )
+    refused = await confirm(client, item, wrong, w.staff["mine"])
     assert refused.json()["attempts_left"] == 3  # the first wrong try was kept
     assert await addresses_of(database, w.party) == []
 
-    confirmed = await client.post(
-        f"/api/review-items/{item.id}/verification/confirm", json={"code": code}, headers=headers
-    )
+    confirmed = await confirm(client, item, code, w.staff["mine"])
     assert confirmed.status_code == 200, confirmed.text
     [address] = await addresses_of(database, w.party)
     assert (address.kind, address.value, address.verified) == (
@@ -290,42 +300,27 @@ async def test_an_address_is_linked_only_once_the_code_comes_back(
         "jan.prive@example.nl",
         True,
     )
-    replay = await client.post(
-        f"/api/review-items/{item.id}/verification/confirm", json={"code": code}, headers=headers
-    )
+    replay = await confirm(client, item, code, w.staff["mine"])
     assert replay.status_code == 409
 
 
 async def test_a_text_senders_number_is_verified_by_sms(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     item = await an_item(database, channel="sms", sender="+31612345678", subject=None)
-    headers = bearer(w.staff["mine"])
-    started = await client.post(
-        f"/api/review-items/{item.id}/verification",
-        json={"party_id": str(w.party.id)},
-        headers=headers,
-    )
+    started = await start_verification(client, item, w.party, w.staff["mine"])
     assert started.json()["channel"] == "sms"
     code = await sent_code(database, "+31612345678")
-    await client.post(
-        f"/api/review-items/{item.id}/verification/confirm", json={"code": code}, headers=headers
-    )
+    await confirm(client, item, code, w.staff["mine"])
     [address] = await addresses_of(database, w.party)
     assert (address.kind, address.value, address.verified) == ("phone", "+31612345678", True)
 
 
 async def test_no_verification_for_a_party_the_staff_member_cannot_see(
-    client: httpx.AsyncClient, database: Database
+    client: httpx.AsyncClient, database: Database, w: World
 ) -> None:
-    w = await world(database)
     item = await an_item(database)
-    response = await client.post(
-        f"/api/review-items/{item.id}/verification",
-        json={"party_id": str(w.party.id)},
-        headers=bearer(w.staff["other"]),
-    )
+    response = await start_verification(client, item, w.party, w.staff["other"])
     assert response.status_code == 404
     async with database.session() as session:
         assert (
