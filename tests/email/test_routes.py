@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -42,12 +45,53 @@ async def review_items(database: Database) -> list[ReviewItem]:
         return list((await session.exec(select(ReviewItem))).all())
 
 
-async def test_the_endpoint_is_off_without_a_secret(settings: Settings, database: Database) -> None:
-    app = create_app(settings.model_copy(update={"inbound_mail_secret": None}), database=database)
+async def documents_of(database: Database, item: ReviewItem) -> list[Document]:
+    """The files kept with a review item (the raw mail among them)."""
+    async with database.session() as session:
+        query = select(Document).where(Document.review_item_id == item.id)
+        return list((await session.exec(query)).all())
+
+
+async def events_on(database: Database, case: Case) -> list[CaseEvent]:
+    async with database.session() as session:
+        query = select(CaseEvent).where(CaseEvent.case_id == case.id)
+        return list((await session.exec(query)).all())
+
+
+def sent_mail(
+    case: Case, *, recipient: str, body: str, provider_id: str, **fields: Any
+) -> OutboxItem:
+    """The outbox row of a reply the hub mailed to the case's party and the mail server
+    accepted under the Message-ID ``provider_id``."""
+    return OutboxItem(
+        case_id=case.id,
+        party_id=case.party_id,
+        channel="email",
+        recipient=recipient,
+        template="reply",
+        body=body,
+        status="delivered",
+        provider="smtp",
+        provider_id=provider_id,
+        **fields,
+    )
+
+
+@asynccontextmanager
+async def client_with(
+    settings: Settings, database: Database, **changes: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of a hub started with ``settings`` changed as given."""
+    app = create_app(settings.model_copy(update=changes), database=database)
     async with LifespanManager(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
-            response = await post_mail(client, citizen_mail(to="x@reply.hub.test"))
+            yield client
+
+
+async def test_the_endpoint_is_off_without_a_secret(settings: Settings, database: Database) -> None:
+    async with client_with(settings, database, inbound_mail_secret=None) as client:
+        response = await post_mail(client, citizen_mail(to="x@reply.hub.test"))
     assert response.status_code == 404
 
 
@@ -94,9 +138,7 @@ async def test_a_reply_lands_on_its_case_by_token(
         "dmarc": "pass",
     }
     assert message.meta["authentication_by"] == "mx.hub.test"
-    async with database.session() as session:
-        events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))).all()
-    [event] = [e for e in events if e.kind == "message"]
+    [event] = [e for e in await events_on(database, case) if e.kind == "message"]
     assert event.payload["channel"] == "email" and event.payload["identified_by"] == "reply_token"
 
 
@@ -126,15 +168,10 @@ async def test_a_reply_without_token_threads_by_in_reply_to(
     case = await a_case(database)
     async with database.session() as session:
         session.add(
-            OutboxItem(
-                case_id=case.id,
-                party_id=case.party_id,
-                channel="email",
+            sent_mail(
+                case,
                 recipient="jan@example.nl",
-                template="reply",
                 body="Wilt u de stukken sturen?",
-                status="delivered",
-                provider="smtp",
                 provider_id="<0a1b2c@hub.test>",
             )
         )
@@ -154,10 +191,7 @@ async def test_unmatched_mail_goes_to_review_with_the_raw_mail_kept(
     assert item.reason == "unknown_thread"
     assert item.channel == "email" and item.sender == "jan@example.nl"
     assert item.body == "Ik heb de stukken gestuurd."
-    async with database.session() as session:
-        [document] = (
-            await session.exec(select(Document).where(Document.review_item_id == item.id))
-        ).all()
+    [document] = await documents_of(database, item)
     assert document.content_type == "message/rfc822" and document.source == "raw_mail"
     assert read_file(settings.document_store, document) == raw
 
@@ -251,9 +285,7 @@ async def test_attachments_are_kept_or_listed_with_the_reason(
     assert set(refused) == {"setup.exe", "groot.pdf"}
     assert "PDF" in refused["setup.exe"]
     assert "bytes" in refused["groot.pdf"]
-    async with database.session() as session:
-        events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))).all()
-    [added] = [e for e in events if e.kind == "document_added"]
+    [added] = [e for e in await events_on(database, case) if e.kind == "document_added"]
     assert added.payload["document_id"] == str(document.id)
     assert added.payload["source"] == "email"
 
@@ -261,15 +293,12 @@ async def test_attachments_are_kept_or_listed_with_the_reason(
 async def test_too_large_or_not_a_mail_is_a_clear_error(
     settings: Settings, database: Database
 ) -> None:
-    app = create_app(settings.model_copy(update={"max_mail_bytes": 2000}), database=database)
-    async with LifespanManager(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
-            large = citizen_mail(to="x@reply.hub.test", text="x" * 5000)
-            assert (await post_mail(client, large)).status_code == 413
-            nonsense = await post_mail(client, b"\x00\x01 hello")
-            assert nonsense.status_code == 422
-            assert nonsense.headers["content-type"] == "application/problem+json"
+    async with client_with(settings, database, max_mail_bytes=2000) as client:
+        large = citizen_mail(to="x@reply.hub.test", text="x" * 5000)
+        assert (await post_mail(client, large)).status_code == 413
+        nonsense = await post_mail(client, b"\x00\x01 hello")
+        assert nonsense.status_code == 422
+        assert nonsense.headers["content-type"] == "application/problem+json"
     assert await review_items(database) == []
     async with database.session() as session:
         assert (await session.exec(select(col(Message.id)))).all() == []
@@ -287,14 +316,16 @@ async def test_a_mail_the_parser_fails_on_is_kept_for_review(
     assert response.status_code == 200 and response.json()["outcome"] == "review"
     [item] = await review_items(database)
     assert item.reason == "unreadable"
-    async with database.session() as session:
-        [document] = (
-            await session.exec(select(Document).where(Document.review_item_id == item.id))
-        ).all()
+    [document] = await documents_of(database, item)
     assert document.content_type == "message/rfc822"
 
 
 REPORTS = Path(__file__).resolve().parents[1] / "fixtures" / "mail" / "reports"
+
+
+def report(name: str, message_id: bytes) -> bytes:
+    """A delivery status notification from the fixtures, about the mail ``message_id``."""
+    return (REPORTS / f"{name}.eml").read_bytes().replace(b"{MESSAGE_ID}", message_id)
 
 
 async def test_a_bounce_ends_the_delivery_and_passes_it_to_the_next_channel(
@@ -315,32 +346,23 @@ async def test_a_bounce_ends_the_delivery_and_passes_it_to_the_next_channel(
         )
         session.add(message)
         await session.flush()
-        outbox = OutboxItem(
-            case_id=case.id,
-            party_id=party.id,
-            message_id=message.id,
-            channel="email",
+        outbox = sent_mail(
+            case,
             recipient="gone@example.nl",
-            template="reply",
             body="Uw aanvraag is compleet.",
-            status="delivered",
-            provider="smtp",
             provider_id="<0f0f0f@hub.test>",
+            message_id=message.id,
             meta={"tried": ["email"]},
         )
         session.add(outbox)
-    delayed = (
-        (REPORTS / "postfix_delayed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"0f0f0f@hub.test")
-    )
+    delayed = report("postfix_delayed", b"0f0f0f@hub.test")
     response = await post_mail(client, delayed)
     assert response.json()["outcome"] == "delivery_status"
     async with database.session() as session:
         still = await session.get(OutboxItem, outbox.id)
     assert still is not None and still.status == "delivered"
 
-    failed = (
-        (REPORTS / "postfix_failed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"0f0f0f@hub.test")
-    )
+    failed = report("postfix_failed", b"0f0f0f@hub.test")
     response = await post_mail(client, failed)
     assert response.json()["outcome"] == "delivery_status"
     assert response.json()["outbox_id"] == str(outbox.id)
@@ -348,7 +370,7 @@ async def test_a_bounce_ends_the_delivery_and_passes_it_to_the_next_channel(
         bounced = await session.get(OutboxItem, outbox.id)
         shown = await session.get(Message, message.id)
         texts = (await session.exec(select(OutboxItem).where(OutboxItem.channel == "sms"))).all()
-        events = (await session.exec(select(CaseEvent).where(CaseEvent.case_id == case.id))).all()
+    events = await events_on(database, case)
     assert bounced is not None and bounced.status == "permanent-failure"
     assert bounced.last_error is not None and "5.1.1" in bounced.last_error
     assert shown is not None and shown.delivery_status == "permanent-failure"
@@ -361,5 +383,5 @@ async def test_a_bounce_ends_the_delivery_and_passes_it_to_the_next_channel(
 async def test_a_bounce_of_a_mail_we_did_not_send_goes_to_review(
     client: httpx.AsyncClient, database: Database
 ) -> None:
-    raw = (REPORTS / "postfix_failed.eml").read_bytes().replace(b"{MESSAGE_ID}", b"x@elsewhere")
+    raw = report("postfix_failed", b"x@elsewhere")
     assert (await post_mail(client, raw)).json()["outcome"] == "review"
