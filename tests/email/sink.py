@@ -1,5 +1,5 @@
 """A real SMTP server (aiosmtpd) in the test's event loop that keeps what it receives, and
-answers RCPT and DATA as a test tells it to."""
+answers RCPT and DATA as a test tells it to; and the settings that send mail to it."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from hub.config import Settings
+
+
+def smtp_settings(settings: Settings, port: int, security: str = "none") -> Settings:
+    """``settings`` with the hub's SMTP server at 127.0.0.1:``port``."""
+    return settings.model_copy(
+        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": security}
+    )
 
 
 @dataclass

@@ -15,7 +15,7 @@ from channels.email.tokens import read_token, token_in
 from hub.config import Settings
 from hub.ports import Outbound, TemporaryFailure
 from tests.email.mails import DOMAIN, SECRET_KEY
-from tests.email.sink import SmtpSink
+from tests.email.sink import SmtpSink, smtp_settings
 
 CASE_ID = uuid.uuid4()
 PARTY_ID = uuid.uuid4()
@@ -43,12 +43,6 @@ def outbound(**changes: Any) -> Outbound:
     }
     values.update(changes)
     return Outbound(**values)
-
-
-def smtp_settings(settings: Settings, port: int, security: str = "none") -> Settings:
-    return settings.model_copy(
-        update={"smtp_host": "127.0.0.1", "smtp_port": port, "smtp_security": security}
-    )
 
 
 def free_port() -> int:

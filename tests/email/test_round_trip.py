@@ -16,9 +16,16 @@ from hub.models import Case, Message, OutboxItem
 from hub.ports import AdapterRegistry
 from tests.builders import make_agency, make_case, make_party, make_staff
 from tests.email.mails import MAIL_SECRET, citizen_mail
-from tests.email.sink import SmtpSink
+from tests.email.sink import SmtpSink, smtp_settings
 
 AUTH = {"Authorization": f"Bearer {MAIL_SECRET}"}
+
+
+def mail_to(sink: SmtpSink, settings: Settings) -> AdapterRegistry:
+    """The worker's adapters: mail goes to the test's SMTP server, nothing else is sent."""
+    adapters = AdapterRegistry()
+    adapters.register(SmtpAdapter(smtp_settings(settings, sink.port)))
+    return adapters
 
 
 async def staff_replies(database: Database) -> Case:
@@ -41,15 +48,7 @@ async def test_the_citizen_answers_the_mail_and_it_lands_on_the_case(
     settings: Settings, database: Database, sink: SmtpSink, client: httpx.AsyncClient
 ) -> None:
     case = await staff_replies(database)
-    adapters = AdapterRegistry()
-    adapters.register(
-        SmtpAdapter(
-            settings.model_copy(
-                update={"smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "none"}
-            )
-        )
-    )
-    await deliver_once(database, adapters)
+    await deliver_once(database, mail_to(sink, settings))
     # Opening the case sent a notice too; the reply is the mail with the staff's words.
     [sent] = [
         r.message
@@ -109,15 +108,7 @@ async def test_a_refused_address_falls_back_to_a_text(
             channel="email",
         )
     sink.rcpt_reply = "550 5.1.1 <gone@example.nl>: mailbox unavailable"
-    adapters = AdapterRegistry()
-    adapters.register(
-        SmtpAdapter(
-            settings.model_copy(
-                update={"smtp_host": "127.0.0.1", "smtp_port": sink.port, "smtp_security": "none"}
-            )
-        )
-    )
-    await deliver_once(database, adapters)
+    await deliver_once(database, mail_to(sink, settings))
     async with database.session() as session:
         rows = (
             await session.exec(
