@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -54,6 +55,19 @@ async def outbox(database: Database, case: Case) -> list[OutboxItem]:
             .order_by(col(OutboxItem.created_at))
         )
         return list((await session.exec(query)).all())
+
+
+def twilio_adapter(twilio: TwilioStandIn, **changes: Any) -> TwilioSmsAdapter:
+    """The adapter as the hub builds it for the stand-in, with ``changes`` to its arguments."""
+    arguments: dict[str, Any] = {
+        "account_sid": twilio.account_sid,
+        "auth_token": twilio.auth_token,
+        "sender": twilio.from_number,
+        "base_url": PUBLIC_URL,
+        "api_base": twilio.url,
+        **changes,
+    }
+    return TwilioSmsAdapter(**arguments)
 
 
 async def test_the_sdk_takes_twilio_over_from_the_development_outbox(app: FastAPI) -> None:
@@ -146,15 +160,7 @@ async def test_wrong_credentials_are_retried_not_blamed_on_the_citizen(
 ) -> None:
     case = await texted_case(database)
     adapters = AdapterRegistry()
-    adapters.register(
-        TwilioSmsAdapter(
-            account_sid=twilio.account_sid,
-            auth_token="not-the-token",
-            sender=twilio.from_number,
-            base_url=PUBLIC_URL,
-            api_base=twilio.url,
-        )
-    )
+    adapters.register(twilio_adapter(twilio, auth_token="not-the-token"))
     await deliver_once(database, adapters)
     [item] = await outbox(database, case)
     assert item.status == "sending"  # retried until the budget ends in technical-failure
@@ -168,14 +174,8 @@ async def test_twilio_out_of_reach_is_a_temporary_failure(
     case = await texted_case(database)
     adapters = AdapterRegistry()
     adapters.register(
-        TwilioSmsAdapter(
-            account_sid=twilio.account_sid,
-            auth_token=twilio.auth_token,
-            sender=twilio.from_number,
-            base_url=PUBLIC_URL,
-            api_base="http://127.0.0.1:9",  # nothing listens on the discard port
-            timeout=2,
-        )
+        # Nothing listens on the discard port.
+        twilio_adapter(twilio, api_base="http://127.0.0.1:9", timeout=2)
     )
     await deliver_once(database, adapters)
     [item] = await outbox(database, case)
@@ -198,13 +198,7 @@ def outbound(recipient: str, body: str) -> Outbound:
 async def test_an_invalid_number_or_an_over_long_text_never_reaches_twilio(
     twilio: TwilioStandIn,
 ) -> None:
-    adapter = TwilioSmsAdapter(
-        account_sid=twilio.account_sid,
-        auth_token=twilio.auth_token,
-        sender=twilio.from_number,
-        base_url=PUBLIC_URL,
-        api_base=twilio.url,
-    )
+    adapter = twilio_adapter(twilio)
     bad_number = await adapter.send(outbound("06-123", "Hallo"))
     assert bad_number.status == "permanent-failure"
     assert bad_number.detail is not None and bad_number.detail.startswith("not a valid phone")
@@ -217,13 +211,7 @@ async def test_an_invalid_number_or_an_over_long_text_never_reaches_twilio(
 
 
 async def test_a_messaging_service_sid_is_sent_as_such(twilio: TwilioStandIn) -> None:
-    adapter = TwilioSmsAdapter(
-        account_sid=twilio.account_sid,
-        auth_token=twilio.auth_token,
-        sender="MG" + "1" * 32,
-        base_url=PUBLIC_URL,
-        api_base=twilio.url,
-    )
+    adapter = twilio_adapter(twilio, sender="MG" + "1" * 32)
     report = await adapter.send(outbound("0612345678", "Hallo"))
     assert report.status == "sending"
     [sent] = twilio.sent
