@@ -10,18 +10,7 @@ import pytest
 
 from channels.letter.compose import TEMPLATES, compose_letter, render_text
 from hub.ports import Outbound
-
-NOTICES = (
-    "case_started",
-    "stage_entered",
-    "information_requested",
-    "deadline_passed",
-    "case_suspended",
-    "case_resumed",
-    "case_extended",
-    "case_decided",
-    "case_withdrawn",
-)
+from journeys.engine import NOTIFY_TEMPLATES
 
 
 def outbound(**changes: object) -> Outbound:
@@ -67,7 +56,8 @@ def test_a_reply_letter_in_english() -> None:
 
 
 @pytest.mark.parametrize("language", ["nl", "en"])
-@pytest.mark.parametrize("name", NOTICES)
+# Every notice the journeys send: one added there needs its letter here.
+@pytest.mark.parametrize("name", NOTIFY_TEMPLATES)
 def test_every_notice_has_its_own_letter(name: str, language: str) -> None:
     assert (TEMPLATES / f"{name}.{language}.txt.j2").is_file()
     generic = render_text("letter", language, {**outbound().context, "body": "X"})
