@@ -8,12 +8,13 @@ rolled-back writer gives its number back — no gaps.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from sqlalchemy import Table, insert, literal, update
+from sqlalchemy import Insert, Table, bindparam, insert, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
@@ -101,41 +102,20 @@ async def _append_in_one_statement(
 ) -> None:
     """Take the sequence number and insert the event (and ``along``) in one round trip:
 
-        WITH next AS (UPDATE case SET last_seq = last_seq + 1 … RETURNING last_seq)
-        INSERT INTO case_event (…, seq) SELECT …, last_seq FROM next RETURNING id
+        WITH next_seq AS (UPDATE case SET last_seq = last_seq + 1 … RETURNING last_seq)
+        INSERT INTO case_event (…, seq) SELECT …, last_seq FROM next_seq RETURNING id, seq
 
     The UPDATE locks the case row until commit, exactly as a statement of its own would.
     The rows are then put in the session as the stored rows they are, and a case loaded in
     the session gets its new ``last_seq``, as the ORM would have done.
     """
     await session.flush()  # rows added before (a new conversation, say) go in first
-    cases: Table = Case.__table__  # type: ignore[attr-defined]
-    events: Table = CaseEvent.__table__  # type: ignore[attr-defined]
-    taken = (
-        update(cases)
-        .where(cases.c.id == event.case_id)
-        .values(last_seq=cases.c.last_seq + 1, updated_at=event.created_at)
-        .returning(cases.c.last_seq)
-        .cte("next_seq")
-    )
-    values = _column_values(event, exclude=frozenset({"id", "seq"}))
-    statement = (
-        insert(events)
-        .from_select(
-            [*values, "seq"],
-            select_columns(
-                *(literal(v, events.c[name].type) for name, v in values.items()),
-                taken.c.last_seq,
-            ),
-        )
-        .returning(events.c.id, events.c.seq)
-    )
-    if along is not None:
-        table: Table = type(along).__table__  # type: ignore[attr-defined]
-        statement = statement.add_cte(
-            insert(table).values(_column_values(along)).cte(f"along_{table.name}")
-        )
-    row = (await session.exec(statement)).first()
+    along_table = _table(along) if along is not None else None
+    params = {f"e_{name}": value for name, value in _column_values(event, _EVENT_VALUES)}
+    if along is not None and along_table is not None:
+        params.update((f"a_{name}", value) for name, value in _column_values(along))
+    connection = await session.connection()
+    row = (await connection.execute(_append_statement(along_table), params)).first()
     if row is None:
         raise NotFound("No such case.")
     event.id, event.seq = row
@@ -149,9 +129,55 @@ async def _append_in_one_statement(
         set_committed_value(loaded, "updated_at", event.created_at)
 
 
-def _column_values(row: SQLModel, *, exclude: frozenset[str] = frozenset()) -> dict[str, Any]:
-    table: Table = type(row).__table__  # type: ignore[attr-defined]
-    return {c.name: getattr(row, c.name) for c in table.columns if c.name not in exclude}
+# The event's columns given in the statement (``id`` and ``seq`` come from the database).
+_EVENT_VALUES = (
+    "case_id",
+    "kind",
+    "audience",
+    "actor_kind",
+    "actor_id",
+    "actor_name",
+    "payload",
+    "created_at",
+)
+
+
+@functools.cache
+def _append_statement(along: Table | None) -> Insert:
+    """The statement of :func:`_append_in_one_statement`, built once (per ``along`` table)
+    with named parameters: building and keying a statement costs more than running it."""
+    cases, events = _table(Case), _table(CaseEvent)
+    taken = (
+        update(cases)
+        .where(cases.c.id == bindparam("e_case_id", type_=cases.c.id.type))
+        .values(
+            last_seq=cases.c.last_seq + 1,
+            updated_at=bindparam("e_created_at", type_=cases.c.updated_at.type),
+        )
+        .returning(cases.c.last_seq)
+        .cte("next_seq")
+    )
+    values = [bindparam(f"e_{name}", type_=events.c[name].type) for name in _EVENT_VALUES]
+    statement = (
+        insert(events)
+        .from_select([*_EVENT_VALUES, "seq"], select_columns(*values, taken.c.last_seq))
+        .returning(events.c.id, events.c.seq)
+    )
+    if along is not None:
+        along_values = {c.name: bindparam(f"a_{c.name}", type_=c.type) for c in along.columns}
+        statement = statement.add_cte(insert(along).values(along_values).cte("along"))
+    return statement
+
+
+def _table(model: type[SQLModel] | SQLModel) -> Table:
+    table: Table = (model if isinstance(model, type) else type(model)).__table__  # type: ignore[attr-defined]
+    return table
+
+
+def _column_values(row: SQLModel, names: Sequence[str] | None = None) -> list[tuple[str, Any]]:
+    if names is None:
+        names = [c.name for c in _table(row).columns]
+    return [(name, getattr(row, name)) for name in names]
 
 
 async def events_after(

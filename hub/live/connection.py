@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from fastapi import WebSocket
-from sqlalchemy import exists
-from sqlmodel import col, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.datastructures import State
 from starlette.types import Message
@@ -31,7 +31,6 @@ from hub.access.service import (
     active_mandate,
     case_for_viewer,
     record_access,
-    visible_agency_filter,
 )
 from hub.cases.service import definition_of
 from hub.chat import service as chat
@@ -135,13 +134,21 @@ class LiveConnection:
 
     async def _read(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         """Run read-only ``work`` outside a transaction (no BEGIN and COMMIT round trips, and
-        on SQLite no write lock): for the checks made before every delivery."""
+        on SQLite no write lock): for the checks made while following."""
+
+        async def in_session(connection: AsyncConnection) -> T:
+            async with AsyncSession(bind=connection) as session:
+                return await work(session)
+
+        return await self._read_connection(in_session)
+
+    async def _read_connection(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        """:meth:`_read` on the bare connection, for the check made before every delivery."""
 
         async def unit() -> T:
             async with self.database.engine.connect() as connection:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
-                async with AsyncSession(bind=connection) as session:
-                    return await work(session)
+                return await work(connection)
 
         return await asyncio.shield(asyncio.ensure_future(unit()))
 
@@ -423,33 +430,30 @@ class LiveConnection:
     async def _still_allowed(self, follow: CaseFollow) -> bool:
         """Whether the session is live and the case still the viewer's to see, read from the
         database before anything of the case is sent: one query (two for a representative)."""
+        agency_sees = None
+        if self.viewer.kind == "staff" and self.viewer.agency_id is not None:
+            agency_sees = (self.viewer.agency_id, follow.case_id)
 
-        async def check(session: AsyncSession) -> str:
-            visible_case = None
-            if self.viewer.kind == "staff" and self.viewer.agency_id is not None:
-                visible_case = exists().where(
-                    col(Case.id) == follow.case_id,
-                    visible_agency_filter(self.viewer.agency_id),  # type: ignore[arg-type]
+        async def check(connection: AsyncConnection) -> str:
+            if not await session_is_live(connection, self.session_id, agency_sees=agency_sees):
+                # Which of the two failed is asked only then, not on every delivery.
+                live = agency_sees is not None and await session_is_live(
+                    connection, self.session_id
                 )
-            if not await session_is_live(session, self.session_id, and_also=visible_case):
-                # Tell the two apart only when it matters (the rare case), not on every event.
-                return (
-                    "revoked"
-                    if not await session_is_live(session, self.session_id)
-                    else "forbidden"
-                )
+                return "forbidden" if live else "revoked"
             if follow.representing:
                 assert self.viewer.party_id is not None
-                mandate = await active_mandate(
-                    session,
-                    representative_id=self.viewer.party_id,
-                    party_id=follow.party_id,
-                    journey_id=follow.journey_id,
-                )
+                async with AsyncSession(bind=connection) as session:
+                    mandate = await active_mandate(
+                        session,
+                        representative_id=self.viewer.party_id,
+                        party_id=follow.party_id,
+                        journey_id=follow.journey_id,
+                    )
                 return "ok" if mandate is not None else "forbidden"
             return "ok"
 
-        outcome = await self._read(check)
+        outcome = await self._read_connection(check)
         if outcome == "revoked":
             await self.close(Close.REVOKED, "session ended")
         elif outcome == "forbidden":

@@ -17,15 +17,16 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import Executable, bindparam, exists
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.access.service import Viewer
+from hub.access.service import Viewer, visible_agency_filter
 from hub.auth.dependencies import viewer_for_session
 from hub.db import utcnow
 from hub.events.fanout import Broker
-from hub.models import LoginSession, StaffMember
+from hub.models import Case, LoginSession, StaffMember
 
 _PURPOSE = b"interaction-hub live websocket ticket v1"
 _RAW_LENGTH = 16 + 8 + 16  # session id, expiry, nonce
@@ -92,25 +93,42 @@ async def redeem_ticket(
     return (viewer, found.session_id) if viewer is not None else None
 
 
+# Built once: these are asked before every delivery and every chat line, and building and
+# keying a statement costs more than running it.
+_SESSION_STATE = (
+    select(LoginSession.revoked_at, LoginSession.expires_at, StaffMember.active)
+    .select_from(LoginSession)
+    .outerjoin(StaffMember, col(StaffMember.id) == col(LoginSession.subject_id))
+    .where(col(LoginSession.id) == bindparam("session_id"))
+)
+_SESSION_STATE_AND_AGENCY_SEES_CASE = _SESSION_STATE.add_columns(
+    exists().where(
+        col(Case.id) == bindparam("case_id"),
+        visible_agency_filter(bindparam("agency_id")),  # type: ignore[arg-type]
+    )
+)
+
+
 async def session_is_live(
-    session: AsyncSession, session_id: uuid.UUID, *, and_also: ColumnElement[bool] | None = None
+    db: AsyncSession | AsyncConnection,
+    session_id: uuid.UUID,
+    *,
+    agency_sees: tuple[str, uuid.UUID] | None = None,
 ) -> bool:
     """Whether the login session is still live (not revoked, not expired, its staff member
-    active) — and, when given, whether ``and_also`` holds — in one query: asked before every
-    delivery, so it must be cheap."""
-    query = (
-        select(LoginSession.revoked_at, LoginSession.expires_at, StaffMember.active)
-        .select_from(LoginSession)
-        .outerjoin(StaffMember, col(StaffMember.id) == col(LoginSession.subject_id))
-        .where(LoginSession.id == session_id)
-    )
-    if and_also is not None:
-        query = query.add_columns(and_also)  # type: ignore[assignment]
-    row = (await session.exec(query)).first()
+    active) — and with ``agency_sees=(agency_id, case_id)`` whether that agency still sees
+    the case — in one query: asked before every delivery, so it must be cheap."""
+    connection = await db.connection() if isinstance(db, AsyncSession) else db
+    query: Executable = _SESSION_STATE
+    params: dict[str, object] = {"session_id": session_id}
+    if agency_sees is not None:
+        query = _SESSION_STATE_AND_AGENCY_SEES_CASE
+        params.update(agency_id=agency_sees[0], case_id=agency_sees[1])
+    row = (await connection.execute(query, params)).first()
     if row is None:
         return False
-    revoked_at, expires_at, staff_active, *also = row
-    return revoked_at is None and expires_at > utcnow() and staff_active is not False and all(also)
+    revoked_at, expires_at, staff_active, *sees = row
+    return revoked_at is None and expires_at > utcnow() and staff_active is not False and all(sees)
 
 
 async def session_viewer(session: AsyncSession, session_id: uuid.UUID) -> Viewer | None:
