@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, cast
 
+from sqlalchemy import bindparam
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -245,10 +247,13 @@ async def start_chat(
         _queue_changed(session, context, conversation)
     posted = None
     if text is not None and text.strip():
-        posted = await _citizen_line(
-            session, context, viewer=viewer, case=case, representing=representing,
-            conversation=conversation, body=text, ref=ref,
-        )  # fmt: skip
+        external_id = _client_ref(viewer, ref)
+        _, posted = await _thread(session, case.id, external_id)
+        if posted is None:
+            posted = await _citizen_line(
+                session, context, viewer=viewer, case=case, representing=representing,
+                conversation=conversation, body=text, external_id=external_id,
+            )  # fmt: skip
     return Started(conversation, case, state, options, posted)
 
 
@@ -263,18 +268,43 @@ def _client_ref(viewer: Viewer, ref: str | None) -> str | None:
     return f"webchat:{viewer.kind}:{viewer.id}:{ref}"
 
 
-async def _already_posted(
-    session: AsyncSession, case_id: uuid.UUID, external_id: str | None
-) -> Posted | None:
-    if external_id is None:
-        return None
-    found = (
-        await session.exec(
-            select(Message).where(Message.case_id == case_id, Message.external_id == external_id)
+def _thread_statement() -> Any:
+    """The case's open chat (the latest) and the line already stored under a client ``ref``,
+    in one query; built once, as it runs for every chat line."""
+    latest = aliased(Conversation)
+    open_chat = (
+        select(latest.id)
+        .where(latest.case_id == Case.id, col(latest.status).in_(OPEN_STATUSES))
+        .order_by(col(latest.created_at).desc())
+        .limit(1)
+        .correlate(Case)
+        .scalar_subquery()
+    )
+    return (
+        select(Conversation, Message)
+        .select_from(Case)
+        .outerjoin(Conversation, col(Conversation.id) == open_chat)
+        .outerjoin(
+            Message,
+            (col(Message.case_id) == col(Case.id))
+            & (col(Message.external_id) == bindparam("external_id")),
         )
-    ).first()
+        .where(col(Case.id) == bindparam("case_id"))
+    )
+
+
+_THREAD = _thread_statement()
+
+
+async def _thread(
+    session: AsyncSession, case_id: uuid.UUID, external_id: str | None
+) -> tuple[Conversation | None, Posted | None]:
+    """The case's open chat, and the line stored before under ``external_id`` (a resend)."""
+    params = {"case_id": case_id, "external_id": external_id}
+    row = (await session.exec(_THREAD, params=params)).first()
+    conversation, found = row if row is not None else (None, None)
     if found is None:
-        return None
+        return conversation, None
     seq = (
         await session.exec(
             select(CaseEvent.seq).where(
@@ -283,7 +313,7 @@ async def _already_posted(
             )
         )
     ).first()
-    return Posted(found, seq or 0, case_id)
+    return conversation, Posted(found, seq or 0, case_id)
 
 
 async def _citizen_line(
@@ -295,11 +325,8 @@ async def _citizen_line(
     representing: bool,
     conversation: Conversation,
     body: str,
-    ref: str | None,
+    external_id: str | None,
 ) -> Posted:
-    external_id = _client_ref(viewer, ref)
-    if (done := await _already_posted(session, case.id, external_id)) is not None:
-        return done
     message = await post_message(
         session,
         case=case,
@@ -337,24 +364,23 @@ async def say(
         raise InvalidInput("A chat line needs text.")
     if len(body) > 10_000:
         raise InvalidInput("A chat line is at most 10,000 characters.")
+    if viewer.kind not in ("citizen", "staff"):
+        raise Forbidden("Only citizens and staff chat.")
+    if internal and viewer.kind != "staff":
+        raise Forbidden("Only staff write internal notes.")
+    external_id = _client_ref(viewer, ref)
     case, representing = await case_for_viewer(session, viewer, case_id, for_update=True)
+    conversation, done = await _thread(session, case.id, external_id)
+    if done is not None:
+        return done
     if viewer.kind == "citizen":
-        if internal:
-            raise Forbidden("Only staff write internal notes.")
-        conversation = await latest_open_conversation(session, case.id)
         if conversation is None:
             started = await start_chat(session, context, viewer=viewer, case_id=case.id)
             conversation = started.conversation
         return await _citizen_line(
             session, context, viewer=viewer, case=case, representing=representing,
-            conversation=conversation, body=body, ref=ref,
+            conversation=conversation, body=body, external_id=external_id,
         )  # fmt: skip
-    if viewer.kind != "staff":
-        raise Forbidden("Only citizens and staff chat.")
-    external_id = _client_ref(viewer, ref)
-    if (done := await _already_posted(session, case.id, external_id)) is not None:
-        return done
-    conversation = await latest_open_conversation(session, case.id)
     if internal:
         message = await post_message(
             session,
