@@ -19,7 +19,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from hub.models import CaseEvent
 
@@ -208,7 +208,27 @@ class Broker(Protocol):
     async def close(self) -> None: ...
 
 
-class MemoryBroker:
+class LocalFollowers:
+    """What every broker does the same: its followers in this process, on ``self.local``."""
+
+    local: LocalFanout
+
+    async def add_follower(self, case_id: uuid.UUID | str) -> Follower:
+        return self.local.add(case_id)
+
+    async def remove_follower(self, follower: Follower) -> None:
+        self.local.remove(follower)
+
+    def follow(self, case_id: uuid.UUID | str) -> Following:
+        return Following(cast(Broker, self), case_id)
+
+    async def subscribe(self, case_id: uuid.UUID) -> AsyncIterator[LiveEvent]:
+        """Yield events of ``case_id`` published from now on; ends when the follower lags."""
+        async for event in events_of(cast(Broker, self), case_id):
+            yield event
+
+
+class MemoryBroker(LocalFollowers):
     """In-process fan-out, presence and single-use claims, for the embedded hub (one process).
 
     ``publish`` never blocks: a follower whose queue is full is told it lagged.
@@ -224,20 +244,6 @@ class MemoryBroker:
 
     async def signal(self, signal: Signal) -> None:
         self.local.deliver(signal)
-
-    async def add_follower(self, case_id: uuid.UUID | str) -> Follower:
-        return self.local.add(case_id)
-
-    async def remove_follower(self, follower: Follower) -> None:
-        self.local.remove(follower)
-
-    def follow(self, case_id: uuid.UUID | str) -> Following:
-        return Following(self, case_id)
-
-    async def subscribe(self, case_id: uuid.UUID) -> AsyncIterator[LiveEvent]:
-        """Yield events of ``case_id`` published from now on; ends when the follower lags."""
-        async for event in events_of(self, case_id):
-            yield event
 
     async def citizen_here(self, case_id: uuid.UUID | str, connection_id: str) -> None:
         self._present[str(case_id)][connection_id] = time.monotonic() + PRESENCE_SECONDS

@@ -22,7 +22,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import redis.asyncio as redis
@@ -30,13 +29,11 @@ from redis.exceptions import RedisError
 
 from hub.events.fanout import (
     PRESENCE_SECONDS,
-    Follower,
-    Following,
     Interruption,
     LiveEvent,
     LocalFanout,
+    LocalFollowers,
     Signal,
-    events_of,
 )
 
 log = logging.getLogger(__name__)
@@ -44,7 +41,7 @@ log = logging.getLogger(__name__)
 RECONNECT_SECONDS = 0.5
 
 
-class RedisBroker:
+class RedisBroker(LocalFollowers):
     def __init__(
         self,
         client: redis.Redis,
@@ -134,19 +131,6 @@ class RedisBroker:
                 self.local.deliver(Signal.from_json(envelope["data"]))
         except (ValueError, TypeError, KeyError):
             log.warning("Ignored a malformed message on the Redis fan-out channel")
-
-    async def add_follower(self, case_id: uuid.UUID | str) -> Follower:
-        return self.local.add(case_id)
-
-    async def remove_follower(self, follower: Follower) -> None:
-        self.local.remove(follower)
-
-    def follow(self, case_id: uuid.UUID | str) -> Following:
-        return Following(self, case_id)
-
-    async def subscribe(self, case_id: uuid.UUID) -> AsyncIterator[LiveEvent]:
-        async for event in events_of(self, case_id):
-            yield event
 
     # --- presence and claims ----------------------------------------------------------------
 
