@@ -13,6 +13,16 @@ from hub.models.case import (
 )
 from hub.models.delivery import OutboxItem, Timer
 from hub.models.inbound import Document, InboundReceipt, PrintJob, ReviewItem
+from hub.models.notices import (
+    Consent,
+    ConsentTopic,
+    IdempotencyKey,
+    Notice,
+    NoticeJob,
+    NoticeTemplate,
+    WebhookDelivery,
+    WebhookSubscription,
+)
 from hub.models.party import DigitalAddress, Mandate, Party
 
 __all__ = [
@@ -22,14 +32,20 @@ __all__ = [
     "Case",
     "CaseEvent",
     "CaseParticipant",
+    "Consent",
+    "ConsentTopic",
     "Conversation",
     "DigitalAddress",
     "Document",
+    "IdempotencyKey",
     "InboundReceipt",
     "LoginCode",
     "LoginSession",
     "Mandate",
     "Message",
+    "Notice",
+    "NoticeJob",
+    "NoticeTemplate",
     "OutboxItem",
     "Party",
     "PrintJob",
@@ -40,4 +56,6 @@ __all__ = [
     "Team",
     "TeamMembership",
     "Timer",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

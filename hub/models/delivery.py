@@ -20,6 +20,7 @@ class OutboxItem(SQLModel, table=True):
     case_id: uuid.UUID | None = Field(default=None, foreign_key="case.id", index=True)
     party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id", index=True)
     message_id: uuid.UUID | None = Field(default=None, foreign_key="message.id")
+    notice_id: uuid.UUID | None = Field(default=None, foreign_key="notice.id", index=True)
     channel: str = Field(max_length=20)  # email | sms | letter
     recipient: str = Field(max_length=320)
     template: str = Field(max_length=100)

@@ -1,0 +1,167 @@
+"""Proactive notices: consent topics and a party's consent history, templates, notices and
+their bulk jobs, idempotency keys of agency requests, and webhook subscriptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlmodel import Field, SQLModel, UniqueConstraint
+
+from hub.models._columns import json_column, new_id, timestamp
+
+
+class ConsentTopic(SQLModel, table=True):
+    """Something an agency may tell citizens about unasked ("rights you may have"), under a
+    processing activity of its register."""
+
+    __tablename__ = "consent_topic"
+    __table_args__ = (UniqueConstraint("agency_id", "code"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    code: str = Field(max_length=100)
+    # {"nl": "...", "en": "..."}: what the citizen is asked to agree to, in plain language.
+    title: dict[str, Any] = json_column()
+    processing_activity_id: int = Field(foreign_key="processing_activity.id")
+    created_at: dt.datetime = timestamp()
+
+
+class Consent(SQLModel, table=True):
+    """One answer of a party for a topic; the latest row is the consent in force, the rows
+    before it its history. Rows are never changed."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    party_id: uuid.UUID = Field(foreign_key="party.id", index=True)
+    topic_id: int = Field(foreign_key="consent_topic.id", index=True)
+    granted: bool
+    # Who recorded it and how: the citizen in the portal, staff at the desk…
+    recorded_by_kind: str = Field(max_length=20)
+    recorded_by_id: str | None = Field(default=None, max_length=64)
+    source: str = Field(max_length=20)  # portal | desk | api
+    recorded_at: dt.datetime = timestamp(index=True)
+
+
+class NoticeTemplate(SQLModel, table=True):
+    """A notice's text for one channel and language, with ``{{ placeholders }}``."""
+
+    __tablename__ = "notice_template"
+    __table_args__ = (UniqueConstraint("agency_id", "code", "channel", "language"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    code: str = Field(max_length=100)
+    channel: str = Field(max_length=20)  # portal | email | sms | letter
+    language: str = Field(max_length=5)
+    subject: str = Field(default="", max_length=300)
+    body: str
+    created_at: dt.datetime = timestamp()
+    updated_at: dt.datetime = timestamp()
+
+
+class Notice(SQLModel, table=True):
+    """One notice to one party: created → sending → a final status, or not sent (with why)."""
+
+    __table_args__ = (UniqueConstraint("agency_id", "dedupe_key"),)
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id", index=True)
+    topic_id: int = Field(foreign_key="consent_topic.id", index=True)
+    template_code: str = Field(max_length=100)
+    personalisation: dict[str, Any] = json_column()
+    journey_id: str | None = Field(default=None, max_length=100)
+    case_id: uuid.UUID | None = Field(default=None, foreign_key="case.id", index=True)
+    important: bool = False
+    escalate_after_days: int | None = None
+    # The same notice to the same party is sent once: the agency's key for it, or a hash.
+    dedupe_key: str = Field(max_length=200)
+    # created | sending | delivered | permanent-failure | temporary-failure |
+    # technical-failure | not-sent
+    status: str = Field(default="created", index=True, max_length=30)
+    # Why it was not sent: no_consent, no_address, daily_cap, unknown_party…
+    reason: str | None = Field(default=None, max_length=50)
+    channel: str | None = Field(default=None, max_length=20)
+    subject: str = Field(default="", max_length=300)
+    body: str = ""
+    job_id: uuid.UUID | None = Field(default=None, foreign_key="notice_job.id", index=True)
+    job_row: int | None = None
+    read_at: dt.datetime | None = timestamp(nullable=True)
+    escalated_at: dt.datetime | None = timestamp(nullable=True)
+    created_at: dt.datetime = timestamp(index=True)
+    updated_at: dt.datetime = timestamp()
+
+
+class NoticeJob(SQLModel, table=True):
+    """A bulk file of notices, processed row by row from a stored upload; ``next_row`` is
+    where a crashed job resumes."""
+
+    __tablename__ = "notice_job"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    format: str = Field(max_length=10)  # ndjson | csv
+    document_id: uuid.UUID = Field(foreign_key="document.id")
+    # queued | running | done | cancelled | failed
+    status: str = Field(default="queued", index=True, max_length=10)
+    next_row: int = 0
+    rows: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    not_sent: int = 0
+    # Rejected rows: [{"row": 17, "error": "..."}], also downloadable as a report.
+    errors: list[Any] = json_column(list)
+    claimed_until: dt.datetime | None = timestamp(nullable=True)
+    created_at: dt.datetime = timestamp()
+    updated_at: dt.datetime = timestamp()
+    finished_at: dt.datetime | None = timestamp(nullable=True)
+
+
+class IdempotencyKey(SQLModel, table=True):
+    """An agency's POST with an ``Idempotency-Key``: the request's fingerprint and the
+    answer it got, replayed for the same key and body."""
+
+    __tablename__ = "idempotency_key"
+
+    agency_id: str = Field(foreign_key="agency.id", primary_key=True, max_length=64)
+    key: str = Field(primary_key=True, max_length=255)
+    request_hash: str = Field(max_length=64)
+    # None while the first request is still running.
+    status_code: int | None = None
+    response_body: str | None = None
+    response_headers: dict[str, Any] = json_column()
+    created_at: dt.datetime = timestamp(index=True)
+
+
+class WebhookSubscription(SQLModel, table=True):
+    """Where an agency wants status changes and inbound replies, as signed CloudEvents."""
+
+    __tablename__ = "webhook_subscription"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    url: str = Field(max_length=2000)
+    # The signing secret, shown once when the subscription is made.
+    secret: str = Field(max_length=200)
+    event_types: list[str] = json_column(list)
+    active: bool = True
+    created_at: dt.datetime = timestamp()
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One CloudEvent to one subscription, retried with backoff until delivered or given up."""
+
+    __tablename__ = "webhook_delivery"
+
+    id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
+    subscription_id: uuid.UUID = Field(foreign_key="webhook_subscription.id", index=True)
+    event: dict[str, Any] = json_column()
+    # pending | sending | delivered | technical-failure
+    status: str = Field(default="pending", index=True, max_length=30)
+    attempts: int = 0
+    next_attempt_at: dt.datetime = timestamp(index=True)
+    claimed_until: dt.datetime | None = timestamp(nullable=True)
+    last_error: str | None = Field(default=None, max_length=1000)
+    created_at: dt.datetime = timestamp()
+    updated_at: dt.datetime = timestamp()
