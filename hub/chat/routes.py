@@ -7,8 +7,9 @@ socket is where they are received live.
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Depends, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.auth.dependencies import CurrentCitizen, CurrentStaff, CurrentViewer
@@ -34,6 +35,9 @@ router = APIRouter(prefix="/api", tags=["chat"])
 
 def _context(catalog: CatalogDep, broker: BrokerDep, settings: SettingsDep) -> service.ChatContext:
     return service.ChatContext(catalog=catalog, broker=broker, timezone=settings.timezone)
+
+
+ContextDep = Annotated[service.ChatContext, Depends(_context)]
 
 
 async def _chat_out(session: AsyncSession, conversation: Conversation) -> ChatOut:
@@ -65,16 +69,14 @@ async def start_chat(
     body: ChatStart,
     citizen: CurrentCitizen,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> ChatStarted:
     """Start a chat on a case, or — without one — a question to an agency that becomes a
     case. A case with an open chat continues it. Outside opening hours ``opening`` says when
     to expect an answer and which other channels could carry it (see ``reply-channel``)."""
     started = await service.start_chat(
         session,
-        _context(catalog, broker, settings),
+        context,
         viewer=citizen,
         case_id=body.case_id,
         agency_id=body.agency_id,
@@ -96,12 +98,10 @@ async def start_chat(
 async def chat_queue(
     staff: CurrentStaff,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> list[QueueEntryOut]:
     """Waiting chats you may pick up, longest waiting first, with how long they have waited."""
-    entries = await service.queue(session, _context(catalog, broker, settings), viewer=staff)
+    entries = await service.queue(session, context, viewer=staff)
     return [
         QueueEntryOut(
             conversation_id=e.conversation.id,
@@ -133,13 +133,11 @@ async def pick_up(
     conversation_id: uuid.UUID,
     staff: CurrentStaff,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> ChatOut:
     """Take the chat; the citizen is told your name and agency."""
     conversation, _ = await service.pick_up(
-        session, _context(catalog, broker, settings), viewer=staff, conversation_id=conversation_id
+        session, context, viewer=staff, conversation_id=conversation_id
     )
     return await _chat_out(session, conversation)
 
@@ -150,14 +148,12 @@ async def hand_over(
     body: HandOverIn,
     staff: CurrentStaff,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> ChatOut:
     """Hand the chat to a colleague, a team, or an agency of the case, with a note for them."""
     conversation = await service.hand_over(
         session,
-        _context(catalog, broker, settings),
+        context,
         viewer=staff,
         conversation_id=conversation_id,
         note=body.note,
@@ -173,13 +169,11 @@ async def close_chat(
     conversation_id: uuid.UUID,
     viewer: CurrentViewer,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> ChatOut:
     """End the chat (the citizen, or staff of the agency that has it); the case goes on."""
     conversation = await service.close_chat(
-        session, _context(catalog, broker, settings), viewer=viewer, conversation_id=conversation_id
+        session, context, viewer=viewer, conversation_id=conversation_id
     )
     return await _chat_out(session, conversation)
 
@@ -190,15 +184,13 @@ async def set_reply_channel(
     body: ReplyChannelIn,
     citizen: CurrentCitizen,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> ChatOut:
     """How replies reach you once you have left the chat: webchat, email or sms (a verified
     address is needed)."""
     conversation = await service.set_reply_channel(
         session,
-        _context(catalog, broker, settings),
+        context,
         viewer=citizen,
         conversation_id=conversation_id,
         channel=body.channel,
@@ -212,15 +204,13 @@ async def attach(
     body: AttachIn,
     staff: CurrentStaff,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> ChatOut:
     """Move a chat that started as a question onto an existing case of the same party; the
     question case closes as ``attached``."""
     conversation, _ = await service.attach_to_case(
         session,
-        _context(catalog, broker, settings),
+        context,
         viewer=staff,
         conversation_id=conversation_id,
         target_case_id=body.case_id,
@@ -256,16 +246,12 @@ async def post_line(
     body: ChatLineIn,
     viewer: CurrentViewer,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> AckOut:
     """A chat line (citizen) or a reply (staff), stored before this answers."""
     if viewer.kind == "agency":
         raise Forbidden("Only citizens and staff chat.")
-    return await _post_line(
-        conversation_id, body, viewer, session, _context(catalog, broker, settings), internal=False
-    )
+    return await _post_line(conversation_id, body, viewer, session, context, internal=False)
 
 
 @router.post("/chats/{conversation_id}/notes", status_code=status.HTTP_201_CREATED)
@@ -274,11 +260,7 @@ async def post_note(
     body: ChatLineIn,
     staff: CurrentStaff,
     session: SessionDep,
-    catalog: CatalogDep,
-    broker: BrokerDep,
-    settings: SettingsDep,
+    context: ContextDep,
 ) -> AckOut:
     """An internal note on the chat's case: staff see it, live and later; the citizen never."""
-    return await _post_line(
-        conversation_id, body, staff, session, _context(catalog, broker, settings), internal=True
-    )
+    return await _post_line(conversation_id, body, staff, session, context, internal=True)

@@ -27,7 +27,7 @@ from hub.clock import local_today
 from hub.db import after_commit, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.events.fanout import Broker, Signal
-from hub.events.service import Actor, append_event
+from hub.events.service import Actor, Audience, append_event
 from hub.messages.service import Direction, address_for, post_message, reply
 from hub.models import (
     Agency,
@@ -110,6 +110,54 @@ def _queue_changed(
             await broker.signal(signal)
 
     after_commit(session, publish)
+
+
+def _changed(
+    session: AsyncSession, context: ChatContext, conversation: Conversation, *agencies: str
+) -> None:
+    """Store a change to the conversation and tell the agencies' queues after commit."""
+    session.add(conversation)
+    _queue_changed(session, context, conversation, *agencies)
+
+
+async def _chat_event(
+    session: AsyncSession,
+    context: ChatContext,
+    conversation: Conversation,
+    kind: str,
+    actor: Actor,
+    *,
+    case_id: uuid.UUID | None = None,
+    audience: Audience = "citizen",
+    **details: Any,
+) -> CaseEvent:
+    """Append an event about the chat to its case's log (or ``case_id``'s), published after
+    commit; the payload names the conversation."""
+    return await append_event(
+        session,
+        case_id=case_id or conversation.case_id,
+        kind=kind,
+        actor=actor,
+        payload={"conversation_id": str(conversation.id), **details},
+        audience=audience,
+        broker=context.broker,
+    )
+
+
+async def log_case_access(
+    session: AsyncSession, context: ChatContext, viewer: Viewer, case: Case, action: str, data: str
+) -> None:
+    """Write the access log line for staff (or a representative) reading or changing the
+    case's chat, under the journey's processing activity."""
+    await record_access(
+        session,
+        viewer,
+        party_id=case.party_id,
+        action=action,
+        data=data,
+        case=case,
+        activity_code=definition_of(context.catalog, case).processing_activity,
+    )
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -217,32 +265,26 @@ async def start_chat(
         )
         session.add(conversation)
         await session.flush()
-        await append_event(
+        await _chat_event(
             session,
-            case_id=case.id,
-            kind="chat_started",
-            actor=viewer.actor(representing=representing),
-            payload={
-                "conversation_id": str(conversation.id),
-                "agency_id": agency.id,
-                "agency_name": agency.name,
-                "open": state.open,
-            },
-            broker=context.broker,
+            context,
+            conversation,
+            "chat_started",
+            viewer.actor(representing=representing),
+            agency_id=agency.id,
+            agency_name=agency.name,
+            open=state.open,
         )
         if not state.open:
-            await append_event(
+            await _chat_event(
                 session,
-                case_id=case.id,
-                kind="chat_outside_hours",
-                actor=Actor.system(),
-                payload={
-                    "conversation_id": str(conversation.id),
-                    "next_opening": state.next_opening.isoformat() if state.next_opening else None,
-                    "reply_channels": options,
-                    "text": closed_notice(state.next_opening, options, party.preferred_language),
-                },
-                broker=context.broker,
+                context,
+                conversation,
+                "chat_outside_hours",
+                Actor.system(),
+                next_opening=state.next_opening.isoformat() if state.next_opening else None,
+                reply_channels=options,
+                text=closed_notice(state.next_opening, options, party.preferred_language),
             )
         _queue_changed(session, context, conversation)
     posted = None
@@ -382,16 +424,8 @@ async def say(
             conversation=conversation, body=body, external_id=external_id,
         )  # fmt: skip
     if internal:
-        message = await post_message(
-            session,
-            case=case,
-            channel="webchat",
-            direction="internal",
-            author=viewer.actor(),
-            body=body,
-            external_id=external_id,
-            conversation_id=conversation.id if conversation else None,
-            broker=context.broker,
+        message = await _note(
+            session, context, viewer, case, conversation, body, external_id=external_id
         )
     else:
         message = await reply(
@@ -400,16 +434,35 @@ async def say(
         if external_id is not None:
             message.external_id = external_id
             session.add(message)
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="change",
-        data="chat",
-        case=case,
-        activity_code=definition_of(context.catalog, case).processing_activity,
-    )
+    await log_case_access(session, context, viewer, case, "change", "chat")
     return Posted(message, _seq_of_last_append(case), case.id)
+
+
+async def _note(
+    session: AsyncSession,
+    context: ChatContext,
+    viewer: Viewer,
+    case: Case,
+    conversation: Conversation | None,
+    body: str,
+    *,
+    external_id: str | None = None,
+    meta: dict[str, Any] | None = None,
+) -> Message:
+    """An internal note by staff on the case (in the chat, when there is one): only staff
+    see it."""
+    return await post_message(
+        session,
+        case=case,
+        channel="webchat",
+        direction="internal",
+        author=viewer.actor(),
+        body=body,
+        external_id=external_id,
+        conversation_id=conversation.id if conversation else None,
+        meta=meta,
+        broker=context.broker,
+    )
 
 
 # --- the staff side --------------------------------------------------------------------------
@@ -463,15 +516,7 @@ async def queue(
             continue
         if conversation.team_id is not None and conversation.team_id not in teams:
             continue
-        await record_access(
-            session,
-            viewer,
-            party_id=party.id,
-            action="read",
-            data="chat_queue",
-            case=case,
-            activity_code=definition_of(context.catalog, case).processing_activity,
-        )
+        await log_case_access(session, context, viewer, case, "read", "chat_queue")
         entries.append(
             QueueEntry(
                 conversation=conversation,
@@ -508,33 +553,21 @@ async def pick_up(
     conversation.status = "active"
     conversation.staff_id = staff_id
     conversation.picked_up_at = utcnow()
-    session.add(conversation)
-    _queue_changed(session, context, conversation)
+    _changed(session, context, conversation)
     if case.owner_id is None and case.agency_id == viewer.agency_id:
         case.owner_id = staff_id
         session.add(case)
-    await append_event(
+    await _chat_event(
         session,
-        case_id=case.id,
-        kind="chat_picked_up",
-        actor=viewer.actor(),
-        payload={
-            "conversation_id": str(conversation.id),
-            "staff_name": viewer.name,
-            "agency_id": agency.id,
-            "agency_name": agency.name,
-        },
-        broker=context.broker,
+        context,
+        conversation,
+        "chat_picked_up",
+        viewer.actor(),
+        staff_name=viewer.name,
+        agency_id=agency.id,
+        agency_name=agency.name,
     )
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="read",
-        data="chat",
-        case=case,
-        activity_code=definition_of(context.catalog, case).processing_activity,
-    )
+    await log_case_access(session, context, viewer, case, "read", "chat")
     return conversation, case
 
 
@@ -586,16 +619,8 @@ async def hand_over(
             "agencies of the case."
         )
     agency = await _agency(session, agency_id)
-    note_message = await post_message(
-        session,
-        case=case,
-        channel="webchat",
-        direction="internal",
-        author=viewer.actor(),
-        body=note.strip(),
-        conversation_id=conversation.id,
-        meta={"handover": True},
-        broker=context.broker,
+    note_message = await _note(
+        session, context, viewer, case, conversation, note.strip(), meta={"handover": True}
     )
     previous_agency = conversation.agency_id
     conversation.agency_id = agency_id
@@ -603,36 +628,28 @@ async def hand_over(
     conversation.staff_id = staff_id
     conversation.status = "waiting"
     conversation.waiting_since = utcnow()
-    session.add(conversation)
-    _queue_changed(session, context, conversation, previous_agency, agency_id)
-    to_kind = "staff" if to_staff else "team" if to_team else "agency"
-    await append_event(
+    _changed(session, context, conversation, previous_agency, agency_id)
+    await _chat_event(
         session,
-        case_id=case.id,
-        kind="chat_handed_over",
-        actor=viewer.actor(),
-        payload={
-            "conversation_id": str(conversation.id),
-            "to_kind": to_kind,
-            "to_id": str(to_staff or to_team or to_agency),
-            "to_name": target_name,
-            "agency_id": agency.id,
-            "note_message_id": str(note_message.id),
-        },
+        context,
+        conversation,
+        "chat_handed_over",
+        viewer.actor(),
         audience="staff",
-        broker=context.broker,
+        to_kind="staff" if to_staff else "team" if to_team else "agency",
+        to_id=str(to_staff or to_team or to_agency),
+        to_name=target_name,
+        agency_id=agency.id,
+        note_message_id=str(note_message.id),
     )
-    await append_event(
+    await _chat_event(
         session,
-        case_id=case.id,
-        kind="chat_transferred",
-        actor=viewer.actor(),
-        payload={
-            "conversation_id": str(conversation.id),
-            "agency_id": agency.id,
-            "agency_name": agency.name,
-        },
-        broker=context.broker,
+        context,
+        conversation,
+        "chat_transferred",
+        viewer.actor(),
+        agency_id=agency.id,
+        agency_name=agency.name,
     )
     return conversation
 
@@ -641,7 +658,7 @@ async def close_chat(
     session: AsyncSession, context: ChatContext, *, viewer: Viewer, conversation_id: uuid.UUID
 ) -> Conversation:
     """End the chat (the citizen, or staff of the agency that has it). The case stays."""
-    conversation, case, representing = await conversation_for_viewer(
+    conversation, _, representing = await conversation_for_viewer(
         session, viewer, conversation_id, for_update=True
     )
     if viewer.kind == "staff" and conversation.agency_id != viewer.agency_id:
@@ -652,15 +669,9 @@ async def close_chat(
         return conversation
     conversation.status = "closed"
     conversation.closed_at = utcnow()
-    session.add(conversation)
-    _queue_changed(session, context, conversation)
-    await append_event(
-        session,
-        case_id=case.id,
-        kind="chat_closed",
-        actor=viewer.actor(representing=representing),
-        payload={"conversation_id": str(conversation.id)},
-        broker=context.broker,
+    _changed(session, context, conversation)
+    await _chat_event(
+        session, context, conversation, "chat_closed", viewer.actor(representing=representing)
     )
     return conversation
 
@@ -692,13 +703,13 @@ async def set_reply_channel(
             )
     conversation.reply_channel = channel
     session.add(conversation)
-    await append_event(
+    await _chat_event(
         session,
-        case_id=case.id,
-        kind="chat_reply_channel",
-        actor=viewer.actor(representing=representing),
-        payload={"conversation_id": str(conversation.id), "channel": channel},
-        broker=context.broker,
+        context,
+        conversation,
+        "chat_reply_channel",
+        viewer.actor(representing=representing),
+        channel=channel,
     )
     return conversation
 
@@ -755,32 +766,26 @@ async def attach_to_case(
             broker=context.broker,
         )
     conversation.case_id = target.id
-    session.add(conversation)
-    _queue_changed(session, context, conversation)
-    await append_event(
+    _changed(session, context, conversation)
+    await _chat_event(
         session,
+        context,
+        conversation,
+        "chat_moved",
+        viewer.actor(),
         case_id=source.id,
-        kind="chat_moved",
-        actor=viewer.actor(),
-        payload={
-            "conversation_id": str(conversation.id),
-            "to_case_id": str(target.id),
-            "to_reference": target.reference,
-        },
-        broker=context.broker,
+        to_case_id=str(target.id),
+        to_reference=target.reference,
     )
-    await append_event(
+    await _chat_event(
         session,
-        case_id=target.id,
-        kind="chat_attached",
-        actor=viewer.actor(),
-        payload={
-            "conversation_id": str(conversation.id),
-            "from_case_id": str(source.id),
-            "from_reference": source.reference,
-            "lines": len(lines),
-        },
-        broker=context.broker,
+        context,
+        conversation,
+        "chat_attached",
+        viewer.actor(),
+        from_case_id=str(source.id),
+        from_reference=source.reference,
+        lines=len(lines),
     )
     await act_on_case(
         session,

@@ -30,9 +30,7 @@ from hub.access.service import (
     Viewer,
     active_mandate,
     case_for_viewer,
-    record_access,
 )
-from hub.cases.service import definition_of
 from hub.chat import service as chat
 from hub.config import Settings
 from hub.db import Database
@@ -278,15 +276,7 @@ class LiveConnection:
                 case, representing = await case_for_viewer(session, viewer, case_id)
             except NotFound:
                 return None, False
-            await record_access(
-                session,
-                viewer,
-                party_id=case.party_id,
-                action="read",
-                data="timeline",
-                case=case,
-                activity_code=definition_of(self.catalog, case).processing_activity,
-            )
+            await chat.log_case_access(session, self.context, viewer, case, "read", "timeline")
             return case, representing
 
         allowed = await self._in_session(authorize)
