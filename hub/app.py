@@ -81,6 +81,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    # Agency API keys: the rate limit (outer, before any database work), then Idempotency-Key
+    # (inner). Both sit inside the request-id middleware so that their answers carry the id.
+    from hub.idempotency.middleware import Idempotency
+    from hub.ratelimit.middleware import RateLimit
+
+    app.add_middleware(Idempotency, settings=settings)
+    app.add_middleware(RateLimit, settings=settings)
 
     @app.middleware("http")
     async def request_id(
@@ -104,6 +111,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.documents.routes import router as documents_router
     from hub.live.routes import router as live_router
     from hub.messages.routes import router as messages_router
+    from hub.notices.routes import router as notices_router
     from hub.parties.routes import router as parties_router
     from hub.review.routes import router as review_router
 
@@ -119,6 +127,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(email_router)
     app.include_router(sms_router)
     app.include_router(letters_router)
+    app.include_router(notices_router)
     if settings.environment in ("development", "test"):
         from hub.web.dev_outbox import router as dev_outbox_router
 

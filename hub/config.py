@@ -151,6 +151,24 @@ class Settings(BaseSettings):
     )
     oidc_client_id: str | None = Field(None, description="OpenID Connect client id.")
     oidc_client_secret: SecretStr | None = Field(None, description="OpenID Connect secret.")
+    rate_limit_per_minute: float = Field(
+        600,
+        ge=0,
+        description="Requests an agency API key may make a minute, on average (a token "
+        "bucket per key, shared through Redis when HUB_REDIS_URL is set). 0 turns it off.",
+    )
+    rate_limit_burst: int = Field(
+        60,
+        ge=1,
+        description="Requests an agency API key may make at once before the per-minute rate "
+        "applies (the token bucket's size).",
+    )
+    idempotency_key_hours: float = Field(
+        24,
+        gt=0,
+        description="How long an agency's Idempotency-Key and the answer stored with it are "
+        "kept; after that the same key runs the request again.",
+    )
 
     @property
     def development(self) -> bool:

@@ -1,0 +1,1 @@
+"""``Idempotency-Key`` on agency POSTs and PATCHes: one effect per key, the answer replayed."""

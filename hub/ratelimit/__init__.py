@@ -1,0 +1,1 @@
+"""Rate limits per agency API key: a token bucket per key, in memory or shared through Redis."""
