@@ -100,6 +100,9 @@ class Database:
         self.url = url
         self.engine = create_engine(url)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        # The same pool without transactions, for reads that need none (the live socket's
+        # checks): no BEGIN and COMMIT round trips, and on SQLite no write lock.
+        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def dialect(self) -> str:

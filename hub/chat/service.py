@@ -326,11 +326,9 @@ def _thread_statement() -> Any:
         select(Conversation, Message)
         .select_from(Case)
         .outerjoin(Conversation, col(Conversation.id) == open_chat)
-        .outerjoin(
-            Message,
-            (col(Message.case_id) == col(Case.id))
-            & (col(Message.external_id) == bindparam("external_id")),
-        )
+        # By the ref alone, so the ref's own index is used even on a case of many lines; a
+        # ref the sender also used on another case comes along and is skipped below.
+        .outerjoin(Message, col(Message.external_id) == bindparam("external_id"))
         .where(col(Case.id) == bindparam("case_id"))
     )
 
@@ -343,8 +341,9 @@ async def _thread(
 ) -> tuple[Conversation | None, Posted | None]:
     """The case's open chat, and the line stored before under ``external_id`` (a resend)."""
     params = {"case_id": case_id, "external_id": external_id}
-    row = (await session.exec(_THREAD, params=params)).first()
-    conversation, found = row if row is not None else (None, None)
+    rows = (await session.exec(_THREAD, params=params)).all()
+    conversation = rows[0][0] if rows else None
+    found = next((m for _, m in rows if m is not None and m.case_id == case_id), None)
     if found is None:
         return conversation, None
     seq = (

@@ -144,8 +144,7 @@ class LiveConnection:
         """:meth:`_read` on the bare connection, for the check made before every delivery."""
 
         async def unit() -> T:
-            async with self.database.engine.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with self.database.reader.connect() as connection:
                 return await work(connection)
 
         return await asyncio.shield(asyncio.ensure_future(unit()))
