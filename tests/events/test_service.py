@@ -10,9 +10,10 @@ import pytest
 from sqlmodel import col, select
 
 from hub.db import Database
+from hub.errors import NotFound
 from hub.events.fanout import LiveEvent, MemoryBroker
 from hub.events.service import Actor, append_event
-from hub.models import Case, CaseEvent
+from hub.models import Case, CaseEvent, Message
 from tests.builders import make_agency, make_party
 
 WRITERS = 8
@@ -102,3 +103,47 @@ async def test_live_events_go_out_only_after_commit(database: Database) -> None:
         assert received == []  # not yet committed
     await asyncio.wait_for(follower, 2)
     assert [(e.kind, e.seq) for e in received] == [("kept", 1)]
+
+
+async def test_a_row_appended_along_is_stored_with_its_event_or_not_at_all(
+    database: Database,
+) -> None:
+    case_id = await make_case(database)
+
+    def line(body: str) -> Message:
+        return Message(
+            case_id=case_id, channel="webchat", direction="internal", author_kind="staff", body=body
+        )
+
+    with pytest.raises(RuntimeError):
+        async with database.session() as session:
+            await append_event(
+                session, case_id=case_id, kind="note", actor=Actor("staff"), along=line("weg")
+            )
+            raise RuntimeError("abort")
+    async with database.session() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        kept = line("blijft")
+        event = await append_event(
+            session,
+            case_id=case_id,
+            kind="note",
+            actor=Actor("staff"),
+            payload={"n": 1},
+            along=kept,
+        )
+        # The case loaded in the session knows its new number, as after an ORM update.
+        assert (event.seq, case.last_seq) == (1, 1)
+        kept.meta = {"edited": True}  # the stored row is in the session: changes are saved
+    async with database.session() as session:
+        bodies = (await session.exec(select(Message.body, Message.meta))).all()
+        events = (await session.exec(select(CaseEvent))).all()
+    assert bodies == [("blijft", {"edited": True})]
+    assert [(e.id, e.seq, e.kind, e.payload) for e in events] == [(event.id, 1, "note", {"n": 1})]
+
+
+async def test_appending_to_a_case_that_does_not_exist_is_not_found(database: Database) -> None:
+    with pytest.raises(NotFound):
+        async with database.session() as session:
+            await append_event(session, case_id=uuid.uuid4(), kind="tick", actor=Actor("system"))

@@ -442,6 +442,12 @@ async def test_a_message_is_committed_before_its_ack(
     assert (again["message_id"], again["seq"]) == (ack["message_id"], ack["seq"])
     async with database.session() as session:
         assert len((await session.exec(select(Message))).all()) == 1
+    # The same ref on another case is another line.
+    await client.send(type="message", case_id=str(world.case_id), body="Hallo", ref="a1")
+    other = await client.expect("ack", ref="a1", case_id=str(world.case_id))
+    assert other["message_id"] != ack["message_id"]
+    async with database.session() as session:
+        assert len((await session.exec(select(Message))).all()) == 2
 
 
 async def test_a_skipped_number_is_read_from_the_log_in_order(
