@@ -20,7 +20,8 @@ from tests.sms.test_outbound import PHONE, outbox, texted_case
 STATUS = "/api/sms/status"
 
 
-async def sent_text(app: FastAPI, database: Database) -> OutboxItem:
+@pytest.fixture
+async def text(app: FastAPI, database: Database) -> OutboxItem:
     """A reply by text that Twilio accepted: its outbox row, status ``sending``."""
     case = await texted_case(database)
     await deliver_once(database, app.state.adapters)
@@ -49,58 +50,52 @@ async def callback(
 
 
 async def test_delivered_moves_the_outbox_row_and_the_message(
-    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn, text: OutboxItem
 ) -> None:
-    item = await sent_text(app, database)
+    await callback(client, twilio, text, "sent")
+    assert await current(database, text) == ("sending", "sending")
 
-    await callback(client, twilio, item, "sent")
-    assert await current(database, item) == ("sending", "sending")
-
-    await callback(client, twilio, item, "delivered")
-    assert await current(database, item) == ("delivered", "delivered")
+    await callback(client, twilio, text, "delivered")
+    assert await current(database, text) == ("delivered", "delivered")
 
 
 async def test_a_late_status_never_moves_it_back(
-    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn, text: OutboxItem
 ) -> None:
-    item = await sent_text(app, database)
-    await callback(client, twilio, item, "delivered")
-    await callback(client, twilio, item, "sent")
-    await callback(client, twilio, item, "queued")
-    assert await current(database, item) == ("delivered", "delivered")
+    await callback(client, twilio, text, "delivered")
+    await callback(client, twilio, text, "sent")
+    await callback(client, twilio, text, "queued")
+    assert await current(database, text) == ("delivered", "delivered")
 
 
 async def test_an_earlier_status_after_a_later_one_is_ignored_while_sending(
-    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn, text: OutboxItem
 ) -> None:
-    item = await sent_text(app, database)
-    await callback(client, twilio, item, "sent")
-    await callback(client, twilio, item, "sending")
+    await callback(client, twilio, text, "sent")
+    await callback(client, twilio, text, "sending")
     async with database.session() as session:
-        row = await session.get(OutboxItem, item.id)
+        row = await session.get(OutboxItem, text.id)
     assert row is not None and row.meta["twilio_status"] == "sent"
 
 
 async def test_undelivered_is_a_permanent_failure_that_falls_back_once_however_often_told(
-    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn, text: OutboxItem
 ) -> None:
-    item = await sent_text(app, database)
+    await callback(client, twilio, text, "undelivered", error_code=30003)
+    await callback(client, twilio, text, "undelivered", error_code=30003)
+    await callback(client, twilio, text, "failed", error_code=30005)
 
-    await callback(client, twilio, item, "undelivered", error_code=30003)
-    await callback(client, twilio, item, "undelivered", error_code=30003)
-    await callback(client, twilio, item, "failed", error_code=30005)
-
-    assert await current(database, item) == ("permanent-failure", "permanent-failure")
+    assert await current(database, text) == ("permanent-failure", "permanent-failure")
     async with database.session() as session:
-        row = await session.get(OutboxItem, item.id)
+        row = await session.get(OutboxItem, text.id)
         fallbacks = (
             await session.exec(select(CaseEvent).where(CaseEvent.kind == "channel_fallback"))
         ).all()
-        rows = (await session.exec(select(OutboxItem).where(OutboxItem.id != item.id))).all()
+        rows = (await session.exec(select(OutboxItem).where(OutboxItem.id != text.id))).all()
     assert row is not None and row.last_error is not None
     assert "30003" in row.last_error and "unreachable handset" in row.last_error
     assert [e.payload["to"] for e in fallbacks] == ["email"]
-    assert [(r.channel, r.body) for r in rows if r.template == "reply"] == [("email", item.body)]
+    assert [(r.channel, r.body) for r in rows if r.template == "reply"] == [("email", text.body)]
 
 
 async def test_a_callback_for_an_unknown_text_changes_nothing(
@@ -154,22 +149,21 @@ async def test_a_missing_or_wrong_signature_is_refused_and_logged_without_the_bo
 
 
 async def test_the_signature_is_checked_against_the_public_url_not_the_request_host(
-    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn, text: OutboxItem
 ) -> None:
-    item = await sent_text(app, database)
-    assert item.provider_id is not None
-    form = twilio.status_form(sid=item.provider_id, status="delivered")
+    assert text.provider_id is not None
+    form = twilio.status_form(sid=text.provider_id, status="delivered")
 
     # The client reaches the hub as http://hub.test; Twilio called https://hub.example.nl.
     as_seen = await post_webhook(
         client, twilio, STATUS, form, signed_for=f"http://hub.test{STATUS}"
     )
     assert as_seen.status_code == 403
-    assert await current(database, item) == ("sending", "sending")
+    assert await current(database, text) == ("sending", "sending")
 
     as_public = await post_webhook(client, twilio, STATUS, form)
     assert as_public.status_code == 204
-    assert await current(database, item) == ("delivered", "delivered")
+    assert await current(database, text) == ("delivered", "delivered")
 
 
 async def test_a_changed_field_breaks_the_signature(
@@ -202,14 +196,13 @@ async def test_an_oversized_webhook_is_refused_before_it_is_read(
 
 
 async def test_callbacks_arriving_together_still_end_delivered(
-    app: FastAPI, client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn
+    client: httpx.AsyncClient, database: Database, twilio: TwilioStandIn, text: OutboxItem
 ) -> None:
-    item = await sent_text(app, database)
-    assert item.provider_id is not None
+    assert text.provider_id is not None
     forms = [
-        twilio.status_form(sid=item.provider_id, status=status)
+        twilio.status_form(sid=text.provider_id, status=status)
         for status in ("sent", "delivered", "sent", "delivered", "queued")
     ]
     responses = await asyncio.gather(*(post_webhook(client, twilio, STATUS, f) for f in forms))
     assert [r.status_code for r in responses] == [204] * 5
-    assert await current(database, item) == ("delivered", "delivered")
+    assert await current(database, text) == ("delivered", "delivered")
