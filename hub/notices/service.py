@@ -34,6 +34,7 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.clock import local_date, start_of_local_day
+from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.service import enqueue
 from hub.errors import InvalidInput, NotFound
@@ -59,6 +60,8 @@ DAILY_CAP = 3
 QUIET_START = dt.time(21, 0)
 QUIET_END = dt.time(8, 0)
 QUIET_HOURS_TIMER = "notice_quiet_hours"
+# For callers that do not know the hub's time zone (the delivery worker's record()).
+DEFAULT_TIMEZONE: str = Settings.model_fields["timezone"].default
 OUTBOX_TEMPLATE = "notice"
 # Final statuses of a delivery (see DESIGN): the notice takes them from its outbox row.
 DELIVERY_STATUSES = (
@@ -300,25 +303,40 @@ async def route_notice(
                 agency=agency,
                 base_url=base_url,
             )
-    elif target.channel == "sms" and (release_at := quiet_until(now, timezone)) is not None:
-        notice.reason = "quiet_hours"
-        session.add(
-            Timer(
-                case_id=notice.case_id,
-                kind=QUIET_HOURS_TIMER,
-                due_at=release_at,
-                payload={
-                    "notice_id": str(notice.id),
-                    "recipient": target.recipient,
-                    "subject": text.subject,
-                    "body": text.body,
-                    "language": language,
-                    "context": context,
-                },
-                created_at=now,
-            )
-        )
     else:
+        await dispatch(
+            session,
+            notice,
+            target=target,
+            text=text,
+            language=language,
+            context=context,
+            now=now,
+            timezone=timezone,
+        )
+    session.add(notice)
+    await session.flush()
+    return Routed(notice, created=True)
+
+
+async def dispatch(
+    session: AsyncSession,
+    notice: Notice,
+    *,
+    target: Route,
+    text: Rendered,
+    language: str,
+    context: Mapping[str, Any],
+    now: dt.datetime,
+    timezone: str,
+    tried: tuple[str, ...] = (),
+) -> None:
+    """Send the notice on ``target``: into the outbox now, or a text in quiet hours held by
+    a timer until they end."""
+    notice.channel = target.channel
+    context = {**context, "tried": [*tried, target.channel]}
+    release_at = quiet_until(now, timezone) if target.channel == "sms" else None
+    if release_at is None:
         await enqueue_notice(
             session,
             notice,
@@ -327,9 +345,25 @@ async def route_notice(
             language=language,
             context=context,
         )
-    session.add(notice)
-    await session.flush()
-    return Routed(notice, created=True)
+        return
+    notice.status, notice.reason = "created", "quiet_hours"
+    notice.updated_at = now
+    session.add(
+        Timer(
+            case_id=notice.case_id,
+            kind=QUIET_HOURS_TIMER,
+            due_at=release_at,
+            payload={
+                "notice_id": str(notice.id),
+                "recipient": target.recipient,
+                "subject": text.subject,
+                "body": text.body,
+                "language": language,
+                "context": context,
+            },
+            created_at=now,
+        )
+    )
 
 
 async def outbox_context(
@@ -371,7 +405,7 @@ async def enqueue_notice(
         language=language,
         party_id=notice.party_id,
         case_id=notice.case_id,
-        context={**context, "tried": [notice.channel]},
+        context=dict(context),
     )
     item.notice_id = notice.id
     session.add(item)
@@ -471,12 +505,21 @@ async def release_held_notices(database: Database, now: dt.datetime | None = Non
         return released
 
 
-async def notice_status_from_outbox(session: AsyncSession, item: OutboxItem) -> Notice | None:
+async def notice_status_from_outbox(
+    session: AsyncSession,
+    item: OutboxItem,
+    *,
+    timezone: str = DEFAULT_TIMEZONE,
+    now: dt.datetime | None = None,
+) -> Notice | None:
     """Bring the notice of ``item`` to the delivery's status; the notice if it changed.
 
-    For the worker (and delivery callbacks) to call after an outbox row's status changed.
-    The portal alert mail of a notice does not change it: the notice was delivered in the
-    portal.
+    For the worker (and delivery callbacks) to call after an outbox row's status changed,
+    instead of the case fallback for rows of a notice. A bounce passes the notice to the next
+    channel of email → SMS → letter that has an address and a template (the notice is
+    ``sending`` again, on that channel); only when none is left does it stay
+    ``permanent-failure``. The portal alert mail of a notice does not change it: the notice
+    was delivered in the portal.
     """
     if item.notice_id is None or item.meta.get("notice_role") == "alert":
         return None
@@ -485,11 +528,53 @@ async def notice_status_from_outbox(session: AsyncSession, item: OutboxItem) -> 
     notice = await session.get(Notice, item.notice_id)
     if notice is None or notice.status == item.status or notice.status == "not-sent":
         return None
+    now = now or utcnow()
+    if item.status == "permanent-failure" and await fall_back(
+        session, notice, item, timezone=timezone, now=now
+    ):
+        return notice
     notice.status = item.status
     notice.channel = item.channel
-    notice.updated_at = utcnow()
+    notice.updated_at = now
     session.add(notice)
     return notice
+
+
+async def fall_back(
+    session: AsyncSession, notice: Notice, item: OutboxItem, *, timezone: str, now: dt.datetime
+) -> bool:
+    """Send a bounced notice on the next channel; False when no channel is left."""
+    party = await session.get(Party, notice.party_id) if notice.party_id else None
+    agency = await session.get(Agency, notice.agency_id)
+    if party is None or agency is None:
+        return False
+    tried = tuple(item.meta.get("tried") or [item.channel])
+    templates = await templates_named(
+        session, agency_id=notice.agency_id, code=notice.template_code
+    )
+    values = {"party_name": party.name, "agency_name": agency.name, **notice.personalisation}
+    language = language_of(party)
+    while (target := await route(session, party, None, tried=tried)) is not None:
+        tried = (*tried, target.channel)
+        try:
+            text = render_for(templates, target.channel, language, values)
+        except InvalidInput:
+            continue  # no usable template for this channel any more: try the next
+        context = {k: v for k, v in item.meta.items() if k != "tried"}
+        await dispatch(
+            session,
+            notice,
+            target=target,
+            text=text,
+            language=language,
+            context=context,
+            now=now,
+            timezone=timezone,
+            tried=tried[:-1],
+        )
+        session.add(notice)
+        return True
+    return False
 
 
 async def notice_of_agency(

@@ -258,3 +258,60 @@ async def test_status_follows_the_outbox(
     async with database.session() as session:
         notice = await session.get(Notice, routed.notice.id)
     assert notice is not None and notice.status == final
+
+
+async def test_a_bounce_passes_the_notice_to_the_next_channel(
+    database: Database, world: World
+) -> None:
+    async with database.session() as session:
+        party = await make_party(
+            session,
+            email="gone@example.nl",
+            phone="+31612345678",
+            postal_address="Dorpsstraat 1\n1234 AB Ons Dorp",
+            preferred_channel="email",
+        )
+        await consent(session, party, world.topic, True)
+        routed = await notify(session, world, party)
+    for bounced, at, expected in [
+        ("email", local(12), ("sending", None, "sms")),
+        ("sms", local(22), ("sending", None, "letter")),
+        ("letter", local(12), ("permanent-failure", None, "letter")),
+    ]:
+        async with database.session() as session:
+            [row] = (
+                await session.exec(
+                    select(OutboxItem).where(
+                        OutboxItem.notice_id == routed.notice.id, OutboxItem.channel == bounced
+                    )
+                )
+            ).all()
+            row.status = "permanent-failure"
+            session.add(row)
+            changed = await notice_status_from_outbox(session, row, timezone=TIMEZONE, now=at)
+            assert changed is not None
+            assert (changed.status, changed.reason, changed.channel) == expected
+    items = await outbox_of(database, routed.notice)
+    assert [(i.channel, i.meta["tried"]) for i in items] == [
+        ("email", ["email"]),
+        ("sms", ["email", "sms"]),
+        ("letter", ["email", "sms", "letter"]),
+    ]
+    assert items[1].body == "Toeslagen: mogelijk recht op huurtoeslag vanaf 1 april."
+
+
+async def test_a_bounce_to_a_text_at_night_is_held(database: Database, world: World) -> None:
+    async with database.session() as session:
+        party = await make_party(
+            session, email="gone@example.nl", phone="+31612345678", preferred_channel="email"
+        )
+        await consent(session, party, world.topic, True)
+        routed = await notify(session, world, party, at=local(20, 55))
+    [row] = await outbox_of(database, routed.notice)
+    async with database.session() as session:
+        row.status = "permanent-failure"
+        changed = await notice_status_from_outbox(session, row, timezone=TIMEZONE, now=local(21, 5))
+    assert changed is not None
+    assert (changed.status, changed.reason, changed.channel) == ("created", "quiet_hours", "sms")
+    assert await release_held_notices(database, local(8, day=3)) == 1
+    assert [i.channel for i in await outbox_of(database, routed.notice)] == ["email", "sms"]
