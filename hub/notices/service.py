@@ -37,7 +37,7 @@ from hub.clock import local_date, start_of_local_day
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.service import enqueue
-from hub.errors import InvalidInput, NotFound
+from hub.errors import Conflict, InvalidInput, NotFound
 from hub.messages.segments import check_text
 from hub.messages.service import FALLBACK_ORDER, Route, address_for, delivery_context, route
 from hub.models import (
@@ -648,8 +648,13 @@ async def save_template(
             created_at=now,
         )
     template.subject, template.body, template.updated_at = subject, body, now
-    session.add(template)
-    await session.flush()
+    try:
+        async with session.begin_nested():
+            session.add(template)
+    except IntegrityError:
+        raise Conflict(
+            "This template was created by another request just now; try again."
+        ) from None
     return template
 
 

@@ -3,6 +3,8 @@ quiet hours, and the status following the outbox."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlmodel import col, select
 
@@ -315,3 +317,19 @@ async def test_a_bounce_to_a_text_at_night_is_held(database: Database, world: Wo
     assert (changed.status, changed.reason, changed.channel) == ("created", "quiet_hours", "sms")
     assert await release_held_notices(database, local(8, day=3)) == 1
     assert [i.channel for i in await outbox_of(database, routed.notice)] == ["email", "sms"]
+
+
+async def test_the_same_notice_posted_at_once_is_still_one(
+    database: Database, world: World
+) -> None:
+    async with database.session() as session:
+        party = await make_party(session, email="a@example.nl", preferred_channel="email")
+        await consent(session, party, world.topic, True)
+
+    async def post() -> Notice:
+        async with database.session() as session:
+            return (await notify(session, world, party, dedupe_key="once")).notice
+
+    notices = await asyncio.gather(*(post() for _ in range(4)))
+    assert len({n.id for n in notices}) == 1
+    assert len(await outbox_of(database, notices[0])) == 1
