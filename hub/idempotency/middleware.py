@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 from collections.abc import MutableMapping
 from typing import Any
 
@@ -44,6 +45,7 @@ from hub.idempotency.service import (
     agency_of,
     claim,
     parse_key,
+    purge_expired,
     release,
     store_answer,
     stored_answer,
@@ -52,6 +54,9 @@ from hub.idempotency.service import (
 HEADER = "idempotency-key"
 METHODS = ("POST", "PATCH")
 STALE_AFTER = dt.timedelta(minutes=5)
+# Every this many claims, a process deletes the expired keys: the table stays as small as a
+# day's keys without a job of its own, and no single request pays for more than that.
+PURGE_EVERY = 1000
 STILL_RUNNING = "A request with this Idempotency-Key is still being processed; retry later."
 OUTCOME_UNKNOWN = (
     "The request first made with this Idempotency-Key started {minutes} minutes ago and its "
@@ -94,6 +99,7 @@ class Idempotency:
     def __init__(self, app: ASGIApp, *, settings: Settings) -> None:
         self.app = app
         self.lifetime = dt.timedelta(hours=settings.idempotency_key_hours)
+        self._claims = itertools.count(1)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in METHODS:
@@ -125,6 +131,9 @@ class Idempotency:
             )
             await _problem(scope, receive, send, 409, "Conflict", detail, "conflict")
             return
+        if held.outcome == "claimed" and next(self._claims) % PURGE_EVERY == 0:
+            async with database.session() as session:
+                await purge_expired(session, lifetime=self.lifetime)
         digest = _Digest(scope)
         if held.row is not None:
             if await digest.finish(receive) != held.row.request_hash:

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from sqlmodel import col, func, select, update
 
 from hub.db import Database, utcnow
+from hub.idempotency import middleware
 from hub.models import Case, CaseEvent, IdempotencyKey
 from tests.builders import bearer, key_for, make_agency, make_case, make_party, next_bsn
 
@@ -148,7 +149,7 @@ async def test_a_key_that_cannot_be_one_is_refused(
 ) -> None:
     url = f"/api/cases/{world['case_id']}/notes"
     headers = {**bearer(world["toeslagen"]), "Idempotency-Key": value}
-    headers_bytes = {k: v.encode() for k, v in headers.items()}
+    headers_bytes = {k.encode(): v.encode() for k, v in headers.items()}
     response = await client.post(url, json={"text": "No."}, headers=headers_bytes)
     assert response.status_code == 400
     assert response.headers["content-type"] == "application/problem+json"
@@ -250,3 +251,32 @@ async def test_a_key_still_claimed_is_a_conflict_and_says_when_it_went_stale(
     assert stale.status_code == 409
     assert "may have taken effect" in stale.json()["detail"]
     assert await notes_on(database, world["case_id"]) == []
+
+
+async def test_claims_purge_expired_keys_now_and_then(
+    client: httpx.AsyncClient,
+    database: Database,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(middleware, "PURGE_EVERY", 1)
+    async with database.session() as session:
+        await make_agency(session, "toeslagen", activities=("vragen-beantwoorden",))
+        session.add(
+            IdempotencyKey(
+                agency_id="toeslagen",
+                key="last-year",
+                request_hash="h",
+                created_at=utcnow() - dt.timedelta(days=365),
+            )
+        )
+    response = await client.post(
+        "/api/cases",
+        json={"journey": "vraag", "party": {"bsn": next_bsn(), "name": "Anna"}},
+        headers=keyed(await key_for(database, "toeslagen"), "today"),
+    )
+    assert response.status_code == 201, response.text
+    async with database.session() as session:
+        keys = (
+            await session.exec(select(IdempotencyKey.key).order_by(col(IdempotencyKey.key)))
+        ).all()
+    assert keys == ["today"]
