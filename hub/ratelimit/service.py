@@ -23,7 +23,7 @@ from redis.exceptions import RedisError
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
-# Above this many buckets in memory, full ones are dropped: a full bucket is the same as none.
+# Buckets kept in memory, about: a full bucket is the same as none, so full ones are dropped.
 MAX_MEMORY_BUCKETS = 10_000
 
 
@@ -64,20 +64,22 @@ class MemoryBuckets:
         stamp = max(now, stamp)
         if tokens >= 1:
             self._state[name] = (tokens - 1, stamp)
-            self._forget_full(now)
+            self._bound(now)
             return Verdict(True)
         self._state[name] = (tokens, stamp)
         return Verdict(False, _wait_seconds(1 - tokens, self.rate))
 
-    def _forget_full(self, now: float) -> None:
-        if len(self._state) <= MAX_MEMORY_BUCKETS:
+    def _bound(self, now: float) -> None:
+        # Only past twice the bound, down to the bound: a flood of made-up prefixes costs
+        # each request a constant share of the clean-up, and memory stays bounded.
+        if len(self._state) <= 2 * MAX_MEMORY_BUCKETS:
             return
         refill = self.burst / self.rate
-        self._state = {
-            name: (tokens, stamp)
-            for name, (tokens, stamp) in self._state.items()
-            if now - stamp < refill
-        }
+        live = [(stamp, name) for name, (_, stamp) in self._state.items() if now - stamp < refill]
+        # Past the bound even so, the least recently used go: they come back full, which errs
+        # on the side of the caller, never against it.
+        keep = {name for _, name in sorted(live, reverse=True)[:MAX_MEMORY_BUCKETS]}
+        self._state = {name: state for name, state in self._state.items() if name in keep}
 
     async def close(self) -> None:
         self._state.clear()

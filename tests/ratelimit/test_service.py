@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from hub.ratelimit import service
 from hub.ratelimit.service import Buckets, MemoryBuckets, RedisBuckets, Verdict
 from tests.conftest import REDIS_UP, REDIS_URL
 
@@ -90,3 +91,16 @@ async def test_without_redis_requests_go_through() -> None:
         assert [(await unreachable.take("abcd1234")).allowed for _ in range(3)] == [True] * 3
     finally:
         await unreachable.close()
+
+
+async def test_memory_stays_bounded_under_made_up_prefixes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(service, "MAX_MEMORY_BUCKETS", 10)
+    clock = Clock()
+    buckets = MemoryBuckets(rate=0.1, burst=1, clock=clock)
+    assert (await buckets.take("realkey1")).allowed
+    for number in range(100):
+        clock.now += 0.01
+        await buckets.take(f"made{number:04d}")
+        assert len(buckets._state) <= 20
+        # The key in use is among the recently used: kept, and still empty.
+        assert not (await buckets.take("realkey1")).allowed
