@@ -280,3 +280,23 @@ async def test_claims_purge_expired_keys_now_and_then(
             await session.exec(select(IdempotencyKey.key).order_by(col(IdempotencyKey.key)))
         ).all()
     assert keys == ["today"]
+
+
+async def test_a_patch_with_a_key_runs_once_and_a_get_is_left_alone(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, world: dict[str, Any]
+) -> None:
+    runs = itertools.count(1)
+
+    async def change() -> dict[str, int]:
+        return {"run": next(runs)}
+
+    app.add_api_route("/api/test/change", change, methods=["PATCH", "GET"])
+    headers = keyed(world["toeslagen"], "patch-once")
+    answers = [
+        (await client.patch("/api/test/change", json={}, headers=headers)).json() for _ in range(3)
+    ]
+    assert answers == [{"run": 1}] * 3
+    fetched = await client.get("/api/test/change", headers=keyed(world["toeslagen"], "get"))
+    assert fetched.json() == {"run": 2}
+    async with database.session() as session:
+        assert (await session.exec(select(IdempotencyKey.key))).all() == ["patch-once"]
