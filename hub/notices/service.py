@@ -519,15 +519,17 @@ async def notice_status_from_outbox(
     channel of email → SMS → letter that has an address and a template (the notice is
     ``sending`` again, on that channel); only when none is left does it stay
     ``permanent-failure``. The portal alert mail of a notice does not change it: the notice
-    was delivered in the portal.
+    was delivered in the portal. Calling it again for the same row changes nothing.
     """
     if item.notice_id is None or item.meta.get("notice_role") == "alert":
         return None
     if item.status not in DELIVERY_STATUSES:
         return None
     notice = await session.get(Notice, item.notice_id)
-    if notice is None or notice.status == item.status or notice.status == "not-sent":
+    if notice is None or notice.status in (item.status, "not-sent"):
         return None
+    if notice.channel != item.channel:
+        return None  # the notice went on to another channel: this row no longer speaks for it
     now = now or utcnow()
     if item.status == "permanent-failure" and await fall_back(
         session, notice, item, timezone=timezone, now=now
