@@ -3,7 +3,8 @@
 Sequence numbers are taken by an atomic ``UPDATE case SET last_seq = last_seq + 1 …
 RETURNING`` in the transaction that writes the event: PostgreSQL holds the case row's lock
 and SQLite its write lock until commit, so two writers never get the same number, and a
-rolled-back writer gives its number back — no gaps.
+rolled-back writer gives its number back — no gaps. On PostgreSQL that UPDATE is a CTE of
+the event's INSERT (and of the row that comes with it, a message say): one round trip.
 """
 
 from __future__ import annotations
