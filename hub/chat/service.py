@@ -19,6 +19,7 @@ from sqlalchemy import bindparam
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from hub.access.service import Viewer, agency_takes_part, case_for_viewer, record_access
 from hub.cases.service import act_on_case, definition_of, open_case
@@ -310,7 +311,7 @@ def _client_ref(viewer: Viewer, ref: str | None) -> str | None:
     return f"webchat:{viewer.kind}:{viewer.id}:{ref}"
 
 
-def _thread_statement() -> Any:
+def _thread_statement() -> Select[Conversation, Message]:
     """The case's open chat (the latest) and the line already stored under a client ``ref``,
     in one query; built once, as it runs for every chat line."""
     latest = aliased(Conversation)
