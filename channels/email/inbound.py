@@ -23,7 +23,7 @@ from channels.email.parsing import DeliveryStatus, ParsedMail, parse_mail, unrea
 from channels.email.tokens import read_token, token_in
 from hub.config import Settings
 from hub.db import utcnow
-from hub.delivery.worker import fall_back
+from hub.delivery.worker import fall_back, show_on_message
 from hub.documents.service import DocumentRefused, announce_document, store_document
 from hub.events.fanout import Broker
 from hub.events.service import Actor
@@ -333,11 +333,7 @@ async def apply_delivery_status(
         outbox.last_error = one_line(f"bounced {report.status}: {report.diagnostic or ''}")
         outbox.claimed_until = None
         outbox.updated_at = utcnow()
-        if outbox.message_id is not None:
-            message = await session.get(Message, outbox.message_id)
-            if message is not None:
-                message.delivery_status = outbox.status
-                session.add(message)
+        await show_on_message(session, outbox)
         session.add(outbox)
         await fall_back(session, outbox, broker=broker)
         log.info("outbox %s bounced (%s)", outbox.id, report.status)

@@ -20,6 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from channels.letter.layout import long_date
 from hub.clock import local_date
 from hub.db import utcnow
+from hub.delivery.worker import show_on_message
 from hub.documents.service import store_document, stored_content
 from hub.errors import Conflict, HubError, NotFound
 from hub.events.fanout import Broker
@@ -204,11 +205,9 @@ async def mark_posted(
         outbox.status = "delivered"
         outbox.updated_at = now
         session.add(outbox)
+        await show_on_message(session, outbox)
         if outbox.message_id is not None:
             message = await session.get(Message, outbox.message_id)
-        if message is not None:
-            message.delivery_status = "delivered"
-            session.add(message)
     if job.case_id is not None:
         language = outbox.language if outbox is not None else "nl"
         posted_on = local_date(now, timezone)

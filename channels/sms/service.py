@@ -44,7 +44,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from channels.sms import PROVIDER
 from hub.db import utcnow
 from hub.delivery.service import enqueue
-from hub.delivery.worker import fall_back
+from hub.delivery.worker import fall_back, show_on_message
 from hub.events.fanout import Broker
 from hub.events.service import Actor, append_event
 from hub.messages.segments import count_segments
@@ -334,11 +334,7 @@ async def apply_status(
         reason = DELIVERY_ERRORS.get(error_code or 0, "no reason given")
         item.last_error = f"Twilio: {status}, error {error_code} ({reason})"
     session.add(item)
-    if item.message_id is not None:
-        message = await session.get(Message, item.message_id)
-        if message is not None:
-            message.delivery_status = item.status
-            session.add(message)
+    await show_on_message(session, item)
     await session.flush()
     if item.status == "permanent-failure":
         await fall_back(session, item, broker=broker)

@@ -22,6 +22,7 @@ from hub.db import Database, utcnow
 from hub.events.fanout import Broker
 from hub.messages.service import record_fallback, route, send_to_party
 from hub.models import Case, Message, OutboxItem, Party
+from hub.notices.service import notice_status_from_outbox, release_held_notices
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
 from hub.timers.service import fire_due_timers
 from journeys.catalog import Catalog
@@ -128,17 +129,27 @@ async def record(
             item.last_error = error
             item.next_attempt_at = now + backoff(item.attempts)
         session.add(item)
-        if item.message_id is not None:
-            message = await session.get(Message, item.message_id)
-            if message is not None:
-                message.delivery_status = item.status
-                session.add(message)
+        await show_on_message(session, item)
         if item.status == "permanent-failure":
             await fall_back(session, item, broker=broker)
 
 
+async def show_on_message(session: AsyncSession, item: OutboxItem) -> None:
+    """Copy the delivery's status onto its message, where the case's thread shows it, and
+    onto its notice (which falls back by its own rules when it bounced)."""
+    if item.message_id is not None:
+        message = await session.get(Message, item.message_id)
+        if message is not None:
+            message.delivery_status = item.status
+            session.add(message)
+    if item.notice_id is not None:
+        await notice_status_from_outbox(session, item)
+
+
 async def fall_back(session: AsyncSession, item: OutboxItem, *, broker: Broker | None) -> None:
     """Send a bounced message to the party on the next channel that has an address."""
+    if item.notice_id is not None:
+        return  # a notice falls back by its own rules (``show_on_message``)
     if item.case_id is None or item.party_id is None:
         return
     case = await session.get(Case, item.case_id)
@@ -222,6 +233,7 @@ class Worker:
         fired = await fire_due_timers(
             self.database, catalog=self.catalog, broker=self.broker, timezone=self.timezone
         )
+        fired += await release_held_notices(self.database)
         delivered = await deliver_once(
             self.database, self.adapters, broker=self.broker, claim_seconds=self.claim_seconds
         )
