@@ -229,7 +229,15 @@ class LiveConnection:
             except FrameError as error:
                 await self.send(_error("invalid", error.detail, error.raw))
                 continue
-            await self._handle(frame)
+            try:
+                await self._handle(frame)
+            except Exception as error:
+                # A database connection lost, say: nothing was acknowledged, so the client
+                # reconnects and resends (a line under the same ref is stored once). The type
+                # only is logged: a database error's text can carry what a citizen wrote.
+                log.error("A live frame failed (%s); closing the socket", type(error).__name__)
+                await self.close(Close.SERVER_ERROR, "server error")
+                return
 
     async def _handle(self, frame: Any) -> None:
         if isinstance(frame, PingFrame):
@@ -453,6 +461,7 @@ class LiveConnection:
         """At least every second: end the socket when the session ended, and each follow whose
         case the viewer may no longer see; keep the citizen's presence fresh."""
         ticks = 0
+        failing = False
         while not self.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), WATCH_SECONDS)
@@ -474,7 +483,16 @@ class LiveConnection:
                         lost.append(follow)
                 return lost
 
-            lost = await self._read(check)
+            try:
+                lost = await self._read(check)
+            except Exception as error:
+                # Tried again next second (a dropped connection is replaced by then); a
+                # delivery meanwhile is checked on its own.
+                if not failing:
+                    log.warning("The live session check failed (%s)", type(error).__name__)
+                failing = True
+                continue
+            failing = False
             if lost is None:
                 await self.close(Close.REVOKED, "session ended")
                 return
@@ -523,7 +541,13 @@ class LiveConnection:
             if item is Interruption.CLOSED:
                 await self.close(Close.RECONNECT, "server going away")
                 return
-            if not await self._read(live):
+            try:
+                still_live = await self._read(live)
+            except Exception as error:
+                log.error("The queue check failed (%s); closing the socket", type(error).__name__)
+                await self.close(Close.SERVER_ERROR, "server error")
+                return
+            if not still_live:
                 await self.close(Close.REVOKED, "session ended")
                 return
             if item is Interruption.LAGGED:

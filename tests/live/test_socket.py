@@ -8,9 +8,11 @@ import json
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from hub.db import Database, utcnow
 from hub.events.fanout import LiveEvent
@@ -473,3 +475,52 @@ async def test_a_skipped_number_is_read_from_the_log_in_order(
     ]
     await live_server.app.state.broker.publish(LiveEvent.from_event(second))  # a late copy
     assert await client.quiet(0.3, ignore=("presence",)) == []
+
+
+async def drop_connections(database: Database) -> None:
+    """What a database restart does to the hub's pooled connections: they are cut."""
+    admin = create_async_engine(database.url, poolclass=NullPool)
+    async with admin.connect() as connection:
+        await connection.execute(
+            text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    await admin.dispose()
+
+
+async def test_cut_database_connections_cost_a_resend_and_never_the_session_check(
+    live_server: LiveServer, http: httpx.AsyncClient, database: Database, clients: list[LiveClient]
+) -> None:
+    """Without a pre-ping, the first use of a cut connection fails: a line is then not
+    acknowledged (the client resends it under its ref, and it is stored once), and the
+    once-a-second session check goes on with a fresh connection."""
+    if database.dialect != "postgresql":
+        pytest.skip("cuts PostgreSQL backends")
+    world = await make_world(database)
+    client = await live_client(live_server, http, world.citizen_token)
+    clients.append(client)
+    await client.follow(world.case_id, after=0)
+    await drop_connections(database)
+    await client.send(type="message", case_id=str(world.case_id), body="Na de herstart", ref="h1")
+    try:
+        ack = await client.expect("ack", ref="h1")
+    except ConnectionClosed as closed:
+        assert closed.rcvd is not None and closed.rcvd.code == Close.SERVER_ERROR
+        client = await live_client(live_server, http, world.citizen_token)
+        clients.append(client)
+        await client.send(
+            type="message", case_id=str(world.case_id), body="Na de herstart", ref="h1"
+        )
+        ack = await client.expect("ack", ref="h1")
+    async with database.session() as session:
+        stored = (await session.exec(select(Message.id))).all()
+    assert [str(m) for m in stored] == [ack["message_id"]]
+
+    await client.follow(world.case_id, after=ack["seq"])
+    await drop_connections(database)
+    await asyncio.sleep(1.5)  # the session check meets a cut connection first
+    response = await http.delete("/api/auth/session", headers=bearer(world.citizen_token))
+    assert response.status_code == 204
+    assert await client.closed_with(3) == Close.REVOKED
