@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.notices.routes import router as notices_router
     from hub.parties.routes import router as parties_router
     from hub.review.routes import router as review_router
+    from hub.webhooks.routes import router as webhooks_router
 
     app.include_router(cases_router)
     app.include_router(messages_router)
@@ -128,6 +129,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(sms_router)
     app.include_router(letters_router)
     app.include_router(notices_router)
+    app.include_router(webhooks_router)
     if settings.environment in ("development", "test"):
         from hub.web.dev_outbox import router as dev_outbox_router
 

@@ -1,0 +1,1 @@
+"""Agency webhooks: subscriptions, and signed CloudEvents delivered with retries."""
