@@ -105,6 +105,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from channels.sms.routes import router as sms_router
     from hub.access.routes import router as access_router
     from hub.auth.routes import router as auth_router
+    from hub.backoffice.routes import router as backoffice_router
     from hub.cases.routes import router as cases_router
     from hub.chat.routes import router as chat_router
     from hub.desk.routes import router as desk_router
@@ -129,6 +130,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(sms_router)
     app.include_router(letters_router)
     app.include_router(notices_router)
+    app.include_router(backoffice_router)
     app.include_router(webhooks_router)
     if settings.environment in ("development", "test"):
         from hub.web.dev_outbox import router as dev_outbox_router

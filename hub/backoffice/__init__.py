@@ -1,0 +1,1 @@
+"""Back-office systems of agencies pushing case changes to the hub as CloudEvents."""
