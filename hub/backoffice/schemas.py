@@ -26,6 +26,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import unquote
 
 from pydantic import ValidationError
 
@@ -48,7 +49,9 @@ BATCH = "application/cloudevents-batch+json"
 # RFC 3339 date-time: a full date, "T" (or a space, or "t"), a time and a required offset.
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
 # Attribute names: lower-case letters and digits only (CloudEvents 1.0, "Attribute Naming").
-_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]{1,20}")
+_ATTRIBUTE_NAME = re.compile(r"[a-z0-9]+")
+# The action's field names where the event's data calls them otherwise, for error locations.
+_DATA_NAMES = {"to": "stage", "deadline": "until"}
 _REQUIRED = ("specversion", "id", "source", "type")
 
 
@@ -115,7 +118,8 @@ def event_from_binary(headers: Mapping[str, str], body: bytes) -> CloudEvent:
     for name, value in headers.items():
         lowered = name.lower()
         if lowered.startswith("ce-"):
-            attributes[lowered[3:]] = value
+            # The HTTP binding percent-encodes what is not printable ASCII in header values.
+            attributes[lowered[3:]] = unquote(value)
     content_type = headers.get("content-type", "")
     if body.strip() and not _is_json(content_type):
         raise InvalidInput(
@@ -250,7 +254,7 @@ def action_for(event: CloudEvent, on: dt.date) -> Action:
             f"The data of a {event.type} event is not valid.",
             errors=[
                 {
-                    "loc": ["data", *[str(part) for part in e["loc"] if part != "on"]],
+                    "loc": ["data", *[_DATA_NAMES.get(str(part), str(part)) for part in e["loc"]]],
                     "msg": e["msg"],
                 }
                 for e in error.errors()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from dataclasses import dataclass
 
@@ -23,6 +24,7 @@ from journeys.catalog import Catalog
 # The case event that records which back-office event was applied and when it happened;
 # staff-only, and without the event's data (which may hold personal details).
 APPLIED = "backoffice_event"
+RECEIPT_SOURCE_LENGTH = 30
 
 
 @dataclass(frozen=True)
@@ -54,10 +56,12 @@ async def apply_event(
     refused event may be sent again.
     """
     assert viewer.agency_id is not None
-    on = _action_date(event.time, timezone)
+    on = action_date(event.time, timezone)
     action = action_for(event, on)
     case = await _case_of(session, viewer, event.subject)
-    if not await first_receipt(session, f"ce:{viewer.agency_id}", f"{event.source}#{event.id}"):
+    if not await first_receipt(
+        session, receipt_source(viewer.agency_id), f"{event.source}#{event.id}"
+    ):
         return Applied(event=event, case=case, duplicate=True)
     if event.time is not None:
         last = await last_applied_time(session, case.id)
@@ -103,6 +107,15 @@ async def apply_event(
     return Applied(event=event, case=case, duplicate=False)
 
 
+def receipt_source(agency_id: str) -> str:
+    """The receipt ``source`` under which an agency's events are deduplicated: ``ce:`` and
+    the agency's code, or a digest of a code too long for the 30 characters there are."""
+    readable = f"ce:{agency_id}"
+    if len(readable) <= RECEIPT_SOURCE_LENGTH:
+        return readable
+    return "ce:#" + hashlib.sha256(agency_id.encode()).hexdigest()[: RECEIPT_SOURCE_LENGTH - 4]
+
+
 async def last_applied_time(session: AsyncSession, case_id: uuid.UUID) -> dt.datetime | None:
     """When the latest-dated back-office event applied to the case happened, if any had a time."""
     payloads = (
@@ -120,7 +133,7 @@ async def last_applied_time(session: AsyncSession, case_id: uuid.UUID) -> dt.dat
     return max(times, default=None)
 
 
-def _action_date(time: dt.datetime | None, timezone: str) -> dt.date:
+def action_date(time: dt.datetime | None, timezone: str) -> dt.date:
     """The day the action is dated: the event's local day, but never a day still to come."""
     today = local_today(timezone)
     if time is None:

@@ -237,6 +237,8 @@ async def test_invalid_events_are_refused_with_a_clear_problem(
         response = await push(client, world.toeslagen_key, event)
         assert response.status_code == 422, (event, response.text)
         assert words in response.json()["detail"], response.json()
+    no_stage = await push(client, world.toeslagen_key, cloudevent("stage-reached", subject))
+    assert [e["loc"] for e in no_stage.json()["errors"]] == [["data", "stage"]]
     broken = await client.post(
         "/api/cloudevents",
         content=b"{not json",
