@@ -490,14 +490,13 @@ async def drop_connections(database: Database) -> None:
     await admin.dispose()
 
 
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # it cuts PG backends
 async def test_cut_database_connections_cost_a_resend_and_never_the_session_check(
     live_server: LiveServer, http: httpx.AsyncClient, database: Database, clients: list[LiveClient]
 ) -> None:
     """Without a pre-ping, the first use of a cut connection fails: a line is then not
     acknowledged (the client resends it under its ref, and it is stored once), and the
     once-a-second session check goes on with a fresh connection."""
-    if database.dialect != "postgresql":
-        pytest.skip("cuts PostgreSQL backends")
     world = await make_world(database)
     client = await live_client(live_server, http, world.citizen_token)
     clients.append(client)
