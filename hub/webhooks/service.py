@@ -21,6 +21,7 @@ describes was committed.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import uuid
 from typing import Any
 from urllib.parse import urlsplit
@@ -30,7 +31,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
-from hub.models import WebhookDelivery, WebhookSubscription
+from hub.models import Case, Message, Notice, WebhookDelivery, WebhookSubscription
 from hub.webhooks.signing import new_secret
 
 NOTICE_STATUS_CHANGED = "nl.interactionhub.notice.status-changed"
@@ -46,7 +47,9 @@ def check_url(url: str, *, allow_local_http: bool) -> str:
     """The subscription URL as given, if it is one we will post to; else :class:`InvalidInput`.
 
     Only https, except plain http to this machine in development and test. No user name or
-    password in the URL (the signature is the credential) and no fragment.
+    password in the URL (the signature is the credential) and no fragment. Outside
+    development and test, an address on this machine or a private network is refused when
+    given as an IP address or ``localhost`` (a host name is not resolved here).
     """
     if len(url) > 2000 or any(ch in url for ch in "\r\n\t "):
         raise InvalidInput("The URL is too long or contains white space.")
@@ -56,11 +59,23 @@ def check_url(url: str, *, allow_local_http: bool) -> str:
         raise InvalidInput("The URL has no host.")
     if parts.username or parts.password or parts.fragment:
         raise InvalidInput("The URL may not contain a user name, password or fragment.")
+    if not allow_local_http and internal(host):
+        raise InvalidInput("The URL may not point at this machine or a private network.")
     if parts.scheme == "https":
         return url
     if parts.scheme == "http" and allow_local_http and host in LOCAL_HOSTS:
         return url
     raise InvalidInput("The URL must use https.")
+
+
+def internal(host: str) -> bool:
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
 
 
 async def subscribe(
@@ -228,3 +243,60 @@ async def retry(session: AsyncSession, agency_id: str, delivery_id: uuid.UUID) -
     delivery.updated_at = now
     session.add(delivery)
     return delivery
+
+
+def api_link(base_url: str | None, path: str) -> str | None:
+    return f"{base_url.rstrip('/')}{path}" if base_url else None
+
+
+async def notice_status_changed(
+    session: AsyncSession, notice: Notice, *, base_url: str | None = None
+) -> list[WebhookDelivery]:
+    """Queue ``nl.interactionhub.notice.status-changed`` for a notice whose status changed.
+
+    The data holds ids, the status and the channel, no text or personal data: the agency
+    reads the notice itself at ``dataref`` with its key.
+    """
+    return await emit(
+        session,
+        agency_id=notice.agency_id,
+        type=NOTICE_STATUS_CHANGED,
+        subject=str(notice.id),
+        data={
+            "notice_id": str(notice.id),
+            "status": notice.status,
+            "reason": notice.reason,
+            "channel": notice.channel,
+            "case_id": str(notice.case_id) if notice.case_id else None,
+            "changed_at": rfc3339(notice.updated_at),
+        },
+        dataref=api_link(base_url, f"/api/notices/{notice.id}"),
+        base_url=base_url,
+    )
+
+
+async def message_received(
+    session: AsyncSession, case: Case, message: Message, *, base_url: str | None = None
+) -> list[WebhookDelivery]:
+    """Queue ``nl.interactionhub.case.message-received`` for a citizen's message on a case.
+
+    Only for inbound messages (others return ``[]``). The body is not in the event: the
+    agency reads the thread at ``dataref``, where access is checked and logged.
+    """
+    if message.direction != "inbound":
+        return []
+    return await emit(
+        session,
+        agency_id=case.agency_id,
+        type=CASE_MESSAGE_RECEIVED,
+        subject=str(case.id),
+        data={
+            "case_id": str(case.id),
+            "case_reference": case.reference,
+            "message_id": str(message.id),
+            "channel": message.channel,
+            "received_at": rfc3339(message.created_at),
+        },
+        dataref=api_link(base_url, f"/api/cases/{case.id}/messages"),
+        base_url=base_url,
+    )

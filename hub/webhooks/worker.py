@@ -8,8 +8,9 @@ own short transaction. Outcomes:
 - 2xx: ``delivered``;
 - 410 Gone: the receiver says the endpoint is gone for good: ``technical-failure`` and the
   subscription is deactivated;
-- any other 4xx except 408 and 429: the receiver refuses this event (a bad signature, say),
-  which a retry will not change: ``technical-failure`` at once;
+- any other 4xx except 408 and 429, and any 1xx or 3xx (redirects are not followed, so a
+  receiver cannot send the hub elsewhere): the receiver refuses this event (a bad
+  signature, say), which a retry will not change: ``technical-failure`` at once;
 - 408, 429, 5xx, timeouts and connection errors: tried again after 2, 4, 8 … minutes
   (capped at 6 hours) until :data:`MAX_ATTEMPTS`, then ``technical-failure``.
 
@@ -183,18 +184,34 @@ async def record_outcome(database: Database, claimed: Claimed, outcome: Outcome)
 async def deliver_webhooks(
     database: Database,
     *,
-    client: httpx.AsyncClient,
+    client: httpx.AsyncClient | None = None,
     limit: int = 20,
     timeout_seconds: float = TIMEOUT_SECONDS,
 ) -> int:
     """Post the due deliveries (at most ``limit``) once each; returns how many were tried.
 
-    The database is not held during the HTTP calls; calls are made one after another, so a
+    Without a ``client``, one is made only when something is due. The database is not held
+    during the HTTP calls; calls are made one after another, so a
     batch takes at most ``limit * timeout_seconds`` seconds, and the claim lasts longer than that.
     """
     claimed = await claim_deliveries(
         database, limit=limit, claim_seconds=max(CLAIM_SECONDS, limit * timeout_seconds + 60)
     )
+    if not claimed:
+        return 0
+    if client is None:
+        async with httpx.AsyncClient() as own:
+            return await post_all(database, own, claimed, timeout_seconds=timeout_seconds)
+    return await post_all(database, client, claimed, timeout_seconds=timeout_seconds)
+
+
+async def post_all(
+    database: Database,
+    client: httpx.AsyncClient,
+    claimed: list[Claimed],
+    *,
+    timeout_seconds: float,
+) -> int:
     for item in claimed:
         outcome = await post_event(client, item, timeout_seconds=timeout_seconds)
         await record_outcome(database, item, outcome)
