@@ -10,10 +10,11 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from sqlmodel import col, select
 
 from hub.db import Database, utcnow
-from hub.models import Case, CaseEvent, CaseParticipant
+from hub.models import AccessLogEntry, Case, CaseEvent, CaseParticipant
 from tests.backoffice.conftest import World
 from tests.builders import bearer
 
@@ -75,6 +76,14 @@ async def test_each_event_type_takes_its_journey_action_as_the_agency(
         assert "data" not in applied.payload
     assert case.result == "granted" and case.closed_at is not None
     assert [e.payload.get("days") for e in log if e.kind == "extended"] == [14]
+    async with database.session() as session:
+        changes = (
+            await session.exec(select(AccessLogEntry).where(AccessLogEntry.case_id == case.id))
+        ).all()
+    assert [(c.actor_kind, c.agency_id, c.action) for c in changes] == [
+        ("agency", "toeslagen", "change")
+    ] * len(steps)
+    assert all(c.processing_activity_id is not None for c in changes)
 
 
 async def test_information_requested_waits_for_the_citizen_until_the_date_given(
@@ -129,7 +138,7 @@ async def test_binary_mode_reads_the_attributes_from_ce_headers(
 
 
 async def test_a_batch_answers_per_event_and_applies_the_ones_that_pass(
-    client: httpx.AsyncClient, database: Database, world: World, cloudevent: Event
+    app: FastAPI, client: httpx.AsyncClient, database: Database, world: World, cloudevent: Event
 ) -> None:
     subject = str(world.case_id)
     assessment = cloudevent("stage-reached", subject, {"stage": "assessment"})
@@ -141,7 +150,12 @@ async def test_a_batch_answers_per_event_and_applies_the_ones_that_pass(
         {"specversion": "1.0", "type": "nl.interactionhub.case.resumed"},
         cloudevent("stage-reached", subject, {"stage": "decision"}),
     ]
-    response = await push(client, world.toeslagen_key, batch, BATCH)
+    _, before = await case_and_log(database, world.case_id)
+    async with app.state.broker.follow(world.case_id) as follower:
+        response = await push(client, world.toeslagen_key, batch, BATCH)
+        published: list[Any] = []
+        while (item := follower.get_nowait()) is not None:
+            published.append(item)
     assert response.status_code == 200, response.text
     answers = response.json()
     assert [a["status"] for a in answers] == [200, 409, 422, 422, 200]
@@ -151,6 +165,10 @@ async def test_a_batch_answers_per_event_and_applies_the_ones_that_pass(
     case, log = await case_and_log(database, world.case_id)
     assert case.stage == "decision" and case.status == "open"
     assert [e.kind for e in log].count("decided") == 0
+    # Those following the case live saw what was stored, and nothing of the refused events.
+    assert [(e.seq, e.kind) for e in published] == [
+        (e.seq, e.kind) for e in log if e.seq > before[-1].seq
+    ]
 
     # The refused event left no receipt behind: sent again now that it is allowed, it applies.
     del early_decision["time"]
