@@ -307,3 +307,38 @@ async def test_the_secret_is_never_logged(
             WebhookSubscription, (await only_delivery(database)).subscription_id
         )
         assert subscription is not None and not subscription.active
+
+
+async def test_two_workers_never_post_the_same_delivery(
+    client: httpx.AsyncClient, database: Database, receiver: Receiver, outgoing: httpx.AsyncClient
+) -> None:
+    await subscribe(client, database, receiver)
+    for _ in range(6):
+        await emit_status(database)
+    tried = await asyncio.gather(
+        deliver_webhooks(database, client=outgoing, limit=3),
+        deliver_webhooks(database, client=outgoing, limit=3),
+        deliver_webhooks(database, client=outgoing, limit=3),
+    )
+    assert sum(tried) == 6
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert len(ids) == len(set(ids)) == 6
+
+
+async def test_a_crashed_workers_claim_expires(
+    client: httpx.AsyncClient, database: Database, receiver: Receiver, outgoing: httpx.AsyncClient
+) -> None:
+    from hub.webhooks.worker import claim_deliveries
+
+    await subscribe(client, database, receiver)
+    await emit_status(database)
+    # A worker claims the row and dies before posting it.
+    assert len(await claim_deliveries(database, claim_seconds=60)) == 1
+    assert await deliver_webhooks(database, client=outgoing) == 0
+    async with database.session() as session:
+        delivery = await session.get(WebhookDelivery, (await only_delivery(database)).id)
+        assert delivery is not None
+        delivery.claimed_until = utcnow() - dt.timedelta(seconds=1)
+        session.add(delivery)
+    assert await deliver_webhooks(database, client=outgoing) == 1
+    assert (await only_delivery(database)).status == "delivered"
