@@ -17,7 +17,6 @@ from hub.auth.dependencies import CurrentAgency
 from hub.backoffice.schemas import (
     BATCH,
     STRUCTURED,
-    TYPES,
     event_from_binary,
     event_from_structured,
     events_from_batch,
@@ -31,6 +30,25 @@ from journeys.catalog import Catalog
 
 router = APIRouter(prefix="/api", tags=["back office"])
 
+DESCRIPTION = """\
+One CloudEvent 1.0 in structured mode (`application/cloudevents+json`) or binary mode
+(`ce-*` headers, the data as `application/json`), or a batch
+(`application/cloudevents-batch+json`, answered event by event). The `subject` is the
+case's id or reference; the agency must own the case or take part in it.
+
+| type | data | journey action |
+|---|---|---|
+| `nl.interactionhub.case.stage-reached` | `{"stage"}` | advance |
+| `nl.interactionhub.case.decided` | `{"result", "note"?}` | decide |
+| `nl.interactionhub.case.information-requested` | `{"what", "until"?}` | request information |
+| `nl.interactionhub.case.suspended` | `{"reason"}` | suspend |
+| `nl.interactionhub.case.resumed` | `{}` | resume |
+| `nl.interactionhub.case.extended` | `{"reason", "days", "unit"?}` | extend |
+
+An event (`source`, `id`) is applied once; a repeat answers `"duplicate": true`. An event
+whose `time` is before that of the last event applied to the case is refused (409, out of
+order); events without `time` are applied in the order they arrive.
+"""
 MAX_BODY_BYTES = 1024 * 1024
 MAX_BATCH = 100
 
@@ -109,8 +127,7 @@ async def _apply_each(
 @router.post(
     "/cloudevents",
     summary="Push case changes from a back-office system as CloudEvents",
-    description="Event types: " + ", ".join(TYPES) + ". The subject is the case's id or "
-    "reference; see hub/backoffice/schemas.py for the data each type carries.",
+    description=DESCRIPTION,
     openapi_extra={
         "requestBody": {
             "required": True,

@@ -16,6 +16,8 @@ type                                             data → journey action
 ===============================================  ==========================================
 
 ``until`` is a date (``YYYY-MM-DD``); ``unit`` is ``calendar`` (the default) or ``working``.
+The action is dated the local day of the event's ``time`` (today when it has none, and never
+a day to come), so a decision is dated when the back office took it, not when it arrived.
 """
 
 from __future__ import annotations
