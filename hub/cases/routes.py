@@ -144,15 +144,7 @@ async def read_case(
 ) -> CaseOut:
     """One case with its status view: stage k of n, whose turn, what next, expected date."""
     case, _ = await case_for_viewer(session, viewer, case_id)
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="read",
-        data="case",
-        case=case,
-        activity_code=service.definition_of(catalog, case).processing_activity,
-    )
+    await service.record_case_access(session, viewer, case, catalog, action="read", data="case")
     language = await _language(session, viewer, lang)
     return await _case_out(
         session, case, catalog=catalog, lang=language, timezone=settings.timezone
@@ -192,15 +184,7 @@ async def act_on_case(
         broker=broker,
         timezone=settings.timezone,
     )
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="change",
-        data="case",
-        case=case,
-        activity_code=service.definition_of(catalog, case).processing_activity,
-    )
+    await service.record_case_access(session, viewer, case, catalog, action="change", data="case")
     language = await _language(session, viewer, None)
     return await _case_out(
         session, case, catalog=catalog, lang=language, timezone=settings.timezone
@@ -222,15 +206,7 @@ async def case_events(
     events = await events_after(
         session, case.id, after, audiences=viewer.audiences, limit=limit + 1
     )
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="read",
-        data="timeline",
-        case=case,
-        activity_code=service.definition_of(catalog, case).processing_activity,
-    )
+    await service.record_case_access(session, viewer, case, catalog, action="read", data="timeline")
     more = len(events) > limit
     events = events[:limit]
     return EventsOut(

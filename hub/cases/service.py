@@ -17,7 +17,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.access.service import visible_agency_filter
+from hub.access.service import Viewer, record_access, visible_agency_filter
 from hub.clock import local_today, start_of_local_day
 from hub.db import utcnow
 from hub.desk.service import follow_up_channel
@@ -71,6 +71,28 @@ async def next_reference(session: AsyncSession, journey_id: str, year: int) -> s
 def definition_of(catalog: Catalog, case: Case) -> JourneyDefinition:
     """The definition version the case started under."""
     return catalog.get(case.journey_id, case.journey_version)
+
+
+async def record_case_access(
+    session: AsyncSession,
+    viewer: Viewer,
+    case: Case,
+    catalog: Catalog,
+    *,
+    action: str,
+    data: str,
+) -> None:
+    """Write the access log line for a read (or change) of the case's party data, under the
+    processing activity of the case's journey."""
+    await record_access(
+        session,
+        viewer,
+        party_id=case.party_id,
+        action=action,
+        data=data,
+        case=case,
+        activity_code=definition_of(catalog, case).processing_activity,
+    )
 
 
 def state_of(case: Case) -> CaseState:

@@ -21,8 +21,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
-from hub.access.service import Viewer, agency_takes_part, case_for_viewer, record_access
-from hub.cases.service import act_on_case, definition_of, open_case
+from hub.access.service import Viewer, agency_takes_part, case_for_viewer
+from hub.cases.service import act_on_case, open_case, record_case_access
 from hub.chat.hours import Opening, closed_notice, opening
 from hub.clock import local_today
 from hub.db import after_commit, utcnow
@@ -150,15 +150,7 @@ async def log_case_access(
 ) -> None:
     """Write the access log line for staff (or a representative) reading or changing the
     case's chat, under the journey's processing activity."""
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action=action,
-        data=data,
-        case=case,
-        activity_code=definition_of(context.catalog, case).processing_activity,
-    )
+    await record_case_access(session, viewer, case, context.catalog, action=action, data=data)
 
 
 # --- reading ---------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.access.service import Viewer, case_for_viewer, record_access, require_activity
 from hub.auth.dependencies import CurrentStaff
 from hub.cases.schemas import EventOut
-from hub.cases.service import cases_of_party, definition_of
+from hub.cases.service import cases_of_party, definition_of, record_case_access
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep
 from hub.desk import service
 from hub.desk.schemas import (
@@ -186,15 +186,7 @@ async def record_visit(
         identity_document=body.identity_document,
         broker=broker,
     )
-    await record_access(
-        session,
-        staff,
-        party_id=case.party_id,
-        action="change",
-        data="visit",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, staff, case, catalog, action="change", data="visit")
     return await posted_message_out(session, message, staff_view=True)
 
 
@@ -213,15 +205,7 @@ async def hand_follow_up(
     event = await service.hand_follow_up(
         session, case=case, channel=body.channel, actor=staff.actor(), broker=broker
     )
-    await record_access(
-        session,
-        staff,
-        party_id=case.party_id,
-        action="change",
-        data="follow_up",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, staff, case, catalog, action="change", data="follow_up")
     return FollowUpOut(
         case_id=case.id, channel=body.channel, text=event.payload["text"], seq=event.seq
     )

@@ -19,9 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.types import Message as AsgiMessage
 
-from hub.access.service import case_for_viewer, record_access
+from hub.access.service import case_for_viewer
 from hub.auth.dependencies import CurrentViewer
-from hub.cases.service import act_on_case, definition_of
+from hub.cases.service import act_on_case, record_case_access
 from hub.clock import local_today
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.documents.service import (
@@ -227,15 +227,7 @@ async def upload_document(
             broker=broker,
             timezone=settings.timezone,
         )
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="change",
-        data="document",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, viewer, case, catalog, action="change", data="document")
     return DocumentAdded(**DocumentOut.of(document).model_dump(), information_provided=provided)
 
 
@@ -245,15 +237,7 @@ async def case_documents(
 ) -> list[DocumentOut]:
     """The documents attached to the case, oldest first."""
     case, _ = await case_for_viewer(session, viewer, case_id)
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="read",
-        data="documents",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, viewer, case, catalog, action="read", data="documents")
     documents = await documents_of_case(session, case.id, staff_view=viewer.kind != "citizen")
     return [DocumentOut.of(document) for document in documents]
 
@@ -291,15 +275,7 @@ async def download_document(
         if message is not None and message.direction == "internal":
             raise NotFound("No such document.")
     content = stored_content(settings.document_store, document)
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="read",
-        data="document",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, viewer, case, catalog, action="read", data="document")
     digest = base64.b64encode(bytes.fromhex(document.sha256)).decode()
     return Response(
         content,

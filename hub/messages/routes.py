@@ -9,9 +9,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.access.service import Viewer, case_for_viewer, record_access
+from hub.access.service import Viewer, case_for_viewer
 from hub.auth.dependencies import CurrentViewer
-from hub.cases.service import definition_of
+from hub.cases.service import record_case_access
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep
 from hub.errors import Forbidden, InvalidInput
 from hub.events.fanout import Broker
@@ -46,15 +46,7 @@ async def case_messages(
     staff_view = viewer.kind != "citizen"
     if original and not staff_view:
         raise Forbidden("Only staff can see messages as they arrived.")
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="read",
-        data="messages",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, viewer, case, catalog, action="read", data="messages")
     return await read_thread(session, case, staff_view=staff_view, original=original)
 
 
@@ -102,15 +94,7 @@ async def add_message(
         message = await _staff_message(
             session, case=case, viewer=viewer, body=body, text=text, subject=subject, broker=broker
         )
-    await record_access(
-        session,
-        viewer,
-        party_id=case.party_id,
-        action="change",
-        data="messages",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, viewer, case, catalog, action="change", data="messages")
     staff_view = viewer.kind != "citizen"
     out = await posted_message_out(session, message, staff_view=staff_view)
     return PostedMessageOut(

@@ -17,7 +17,7 @@ from sqlmodel import select
 
 from hub.access.service import case_for_viewer, record_access, visible_agency_filter
 from hub.auth.dependencies import CurrentStaff
-from hub.cases.service import definition_of
+from hub.cases.service import record_case_access
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotFound, problem
 from hub.models import Agency, Case, Document, Party, ReviewItem
@@ -202,15 +202,7 @@ async def attach_item(
     message = await service.attach_review_item(
         session, item=item, case=case, staff=staff.actor(), broker=broker
     )
-    await record_access(
-        session,
-        staff,
-        party_id=case.party_id,
-        action="change",
-        data="case",
-        case=case,
-        activity_code=definition_of(catalog, case).processing_activity,
-    )
+    await record_case_access(session, staff, case, catalog, action="change", data="case")
     documents = await service.documents_of_item(session, item.id)
     return AttachOut(
         item=ReviewItemOut.full(item, documents), message_id=message.id, case_id=case.id
