@@ -3,6 +3,7 @@ journey allows, once and in order, and only the agency's own cases."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 import uuid
@@ -301,3 +302,14 @@ async def test_an_unauthenticated_push_is_refused(
     assert wrong.status_code == 401
     case, _ = await case_and_log(database, world.case_id)
     assert case.stage == "received"
+
+
+async def test_the_same_event_sent_twice_at_once_is_applied_once(
+    client: httpx.AsyncClient, database: Database, world: World, cloudevent: Event
+) -> None:
+    event = cloudevent("stage-reached", str(world.case_id), {"stage": "assessment"})
+    answers = await asyncio.gather(*(push(client, world.toeslagen_key, event) for _ in range(2)))
+    assert [a.status_code for a in answers] == [200, 200], [a.text for a in answers]
+    assert sorted(a.json()["duplicate"] for a in answers) == [False, True]
+    _, log = await case_and_log(database, world.case_id)
+    assert [e.kind for e in log].count("backoffice_event") == 1
