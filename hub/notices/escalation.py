@@ -32,6 +32,7 @@ escalate it once.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import uuid
 
 from sqlalchemy import ColumnElement, update
@@ -59,9 +60,12 @@ from hub.notices.templates import Rendered
 DEFAULT_ESCALATE_AFTER_DAYS = 7
 # Digital channels a notice can sit unread on.
 DIGITAL_CHANNELS = ("portal", "email")
-# Notices handled per round; the rest wait for the next round.
+# At most this many escalations per round, so a bulk job's notices falling due together do
+# not hold up the worker's other work; the rest go in the next rounds.
 BATCH = 200
 ESCALATED_EVENT = "escalated"
+
+log = logging.getLogger("hub.notices")
 
 
 class _NotEscalated(Exception):
@@ -73,17 +77,25 @@ async def escalate_unread_notices(
     *,
     now: dt.datetime | None = None,
     timezone: str = DEFAULT_TIMEZONE,
+    batch: int = BATCH,
 ) -> int:
-    """Send every important notice left unread too long again by SMS or letter (see the
-    module); returns how many were escalated in this round."""
+    """Send important notices left unread too long again by SMS or letter (see the module),
+    at most ``batch`` of them, oldest first; returns how many were escalated.
+
+    Notices that cannot go now (no consent, nowhere to send) are passed over, so they never
+    keep due notices behind them waiting.
+    """
     now = now or utcnow()
     escalated = 0
     for notice_id in await due_notices(database, now=now):
+        if escalated >= batch:
+            break
         try:
             async with database.session() as session:
-                await escalate(session, notice_id, now=now, timezone=timezone)
+                channel = await escalate(session, notice_id, now=now, timezone=timezone)
         except _NotEscalated:
             continue
+        log.info("notice %s unread: escalated to %s", notice_id, channel)
         escalated += 1
     return escalated
 
@@ -129,17 +141,18 @@ async def due_notices(database: Database, *, now: dt.datetime) -> list[uuid.UUID
                     ),
                 )
                 .order_by(col(Notice.created_at))
-                .limit(BATCH)
             )
             found.extend((created, id_) for created, id_ in (await session.exec(query)).all())
-    return [id_ for _, id_ in sorted(found)[:BATCH]]
+    return [id_ for _, id_ in sorted(found)]
 
 
 async def escalate(
     session: AsyncSession, notice_id: uuid.UUID, *, now: dt.datetime, timezone: str
-) -> None:
-    """Claim the notice and send it again; raises ``_NotEscalated`` (the caller rolls the
-    claim back) when another worker has it, it was read, or it cannot go now."""
+) -> str:
+    """Claim the notice and send it again; returns the channel it went on.
+
+    Raises ``_NotEscalated`` (the caller rolls the claim back) when another worker has it,
+    it was read meanwhile, or it cannot go now."""
     claim = (
         update(Notice)
         .where(
@@ -206,3 +219,4 @@ async def escalate(
             payload={"notice_id": str(notice.id), "from": original, "channel": target.channel},
         )
     await session.flush()
+    return target.channel

@@ -32,6 +32,7 @@ async def portal_notice(
     *,
     party_kwargs: dict[str, Any] | None = None,
     granted: bool = True,
+    at: dt.datetime = SENT,
     **extra: Any,
 ) -> uuid.UUID:
     """An important notice (unless told otherwise) stored in the party's portal at noon."""
@@ -40,7 +41,7 @@ async def portal_notice(
         kwargs = {"phone": PHONE} if party_kwargs is None else party_kwargs
         party = await make_party(session, **kwargs)
         await consent(session, party, world.topic, granted)
-        routed = await notify(session, world, party, at=SENT, **extra)
+        routed = await notify(session, world, party, at=at, **extra)
     assert (routed.notice.status, routed.notice.channel) == ("delivered", "portal")
     return routed.notice.id
 
@@ -240,3 +241,15 @@ async def test_email_notice_opened_through_its_link_is_not_escalated(
     assert opened.status_code == 200
     assert await escalate(database, days_later(8)) == 0
     assert [r.channel for r in await rows_of(database, notice_id)] == ["email"]
+
+
+async def test_notices_that_cannot_go_do_not_hold_up_the_rest(
+    database: Database, world: World
+) -> None:
+    stuck = await portal_notice(database, world, party_kwargs={}, at=SENT - dt.timedelta(hours=1))
+    due = await portal_notice(
+        database, world, personalisation={"allowance": "zorgtoeslag", "start": "1 mei"}
+    )
+    assert await escalate_unread_notices(database, now=days_later(8), batch=1) == 1
+    assert await rows_of(database, stuck) == []
+    assert [r.channel for r in await rows_of(database, due)] == ["sms"]
