@@ -22,6 +22,7 @@ from hub.db import Database, utcnow
 from hub.events.fanout import Broker
 from hub.messages.service import record_fallback, route, send_to_party
 from hub.models import Case, Message, OutboxItem, Party
+from hub.notices.escalation import escalate_unread_notices
 from hub.notices.service import notice_status_from_outbox, release_held_notices
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
 from hub.timers.service import fire_due_timers
@@ -234,6 +235,7 @@ class Worker:
             self.database, catalog=self.catalog, broker=self.broker, timezone=self.timezone
         )
         fired += await release_held_notices(self.database)
+        fired += await escalate_unread_notices(self.database, timezone=self.timezone)
         delivered = await deliver_once(
             self.database, self.adapters, broker=self.broker, claim_seconds=self.claim_seconds
         )
