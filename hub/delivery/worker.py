@@ -26,6 +26,8 @@ from hub.notices.escalation import escalate_unread_notices
 from hub.notices.service import notice_status_from_outbox, release_held_notices
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
 from hub.timers.service import fire_due_timers
+from hub.webhooks.service import notice_status_changed
+from hub.webhooks.worker import deliver_webhooks
 from journeys.catalog import Catalog
 
 log = logging.getLogger("hub.delivery")
@@ -137,14 +139,17 @@ async def record(
 
 async def show_on_message(session: AsyncSession, item: OutboxItem) -> None:
     """Copy the delivery's status onto its message, where the case's thread shows it, and
-    onto its notice (which falls back by its own rules when it bounced)."""
+    onto its notice (which falls back by its own rules when it bounced, and whose agency is
+    told by webhook)."""
     if item.message_id is not None:
         message = await session.get(Message, item.message_id)
         if message is not None:
             message.delivery_status = item.status
             session.add(message)
     if item.notice_id is not None:
-        await notice_status_from_outbox(session, item)
+        notice = await notice_status_from_outbox(session, item)
+        if notice is not None:
+            await notice_status_changed(session, notice)  # the agency's webhook, if any
 
 
 async def fall_back(session: AsyncSession, item: OutboxItem, *, broker: Broker | None) -> None:
@@ -239,6 +244,7 @@ class Worker:
         delivered = await deliver_once(
             self.database, self.adapters, broker=self.broker, claim_seconds=self.claim_seconds
         )
+        delivered += await deliver_webhooks(self.database)
         return fired + delivered
 
     async def run(self, stop: asyncio.Event) -> None:

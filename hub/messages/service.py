@@ -22,6 +22,7 @@ from hub.events.fanout import Broker
 from hub.events.service import Actor, Audience, append_event
 from hub.messages.segments import check_text
 from hub.models import Agency, Case, Conversation, DigitalAddress, Message, Party
+from hub.webhooks.service import message_received
 
 Direction = Literal["inbound", "outbound", "internal"]
 
@@ -93,6 +94,8 @@ async def post_message(
         broker=broker,
         along=message,
     )
+    if direction == "inbound":
+        await message_received(session, case, message)  # the agency's webhook, if any
     return message
 
 

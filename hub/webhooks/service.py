@@ -245,8 +245,10 @@ async def retry(session: AsyncSession, agency_id: str, delivery_id: uuid.UUID) -
     return delivery
 
 
-def api_link(base_url: str | None, path: str) -> str | None:
-    return f"{base_url.rstrip('/')}{path}" if base_url else None
+def api_link(base_url: str | None, path: str) -> str:
+    """Where the agency reads the full resource: absolute when the hub's public URL is known,
+    else a path on the hub (``dataref`` is a URI-reference, so a relative one is valid)."""
+    return f"{base_url.rstrip('/')}{path}" if base_url else path
 
 
 async def notice_status_changed(
