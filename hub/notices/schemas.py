@@ -143,7 +143,7 @@ class NoticeOut(BaseModel):
     id: uuid.UUID
     party_id: uuid.UUID | None
     topic_id: int
-    template: str
+    template: str = Field(validation_alias="template_code")
     status: str
     reason: str | None
     channel: str | None
@@ -157,22 +157,7 @@ class NoticeOut(BaseModel):
 
     @classmethod
     def of(cls, notice: Notice) -> NoticeOut:
-        return cls(
-            id=notice.id,
-            party_id=notice.party_id,
-            topic_id=notice.topic_id,
-            template=notice.template_code,
-            status=notice.status,
-            reason=notice.reason,
-            channel=notice.channel,
-            journey_id=notice.journey_id,
-            case_id=notice.case_id,
-            important=notice.important,
-            dedupe_key=notice.dedupe_key,
-            read_at=notice.read_at,
-            created_at=notice.created_at,
-            updated_at=notice.updated_at,
-        )
+        return cls.model_validate(notice, from_attributes=True)
 
 
 class InboxNoticeOut(BaseModel):
@@ -190,17 +175,7 @@ class InboxNoticeOut(BaseModel):
 
     @classmethod
     def of(cls, notice: Notice) -> InboxNoticeOut:
-        return cls(
-            id=notice.id,
-            agency_id=notice.agency_id,
-            subject=notice.subject,
-            body=notice.body,
-            journey_id=notice.journey_id,
-            case_id=notice.case_id,
-            important=notice.important,
-            read_at=notice.read_at,
-            created_at=notice.created_at,
-        )
+        return cls.model_validate(notice, from_attributes=True)
 
 
 def template_out(template: NoticeTemplate, placeholders: list[str]) -> TemplateOut:
