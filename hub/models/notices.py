@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from sqlalchemy import BigInteger
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from hub.models._columns import json_column, new_id, timestamp
@@ -94,8 +95,14 @@ class Notice(SQLModel, table=True):
 
 
 class NoticeJob(SQLModel, table=True):
-    """A bulk file of notices, processed row by row from a stored upload; ``next_row`` is
-    where a crashed job resumes."""
+    """A bulk file of notices (NDJSON or CSV) in the document store, routed in batches.
+
+    ``offset`` is the byte where the next unread row starts and ``next_row`` the number of
+    rows read: both move in the transaction that writes a batch's notices, so a job that
+    stopped (a crash, a restart) resumes exactly after the last batch it wrote. Every row read
+    is counted once: accepted (a notice that goes out), not sent (no consent, daily cap),
+    duplicate (that notice was made before) or rejected (see ``NoticeJobRejection``).
+    """
 
     __tablename__ = "notice_job"
 
@@ -103,19 +110,35 @@ class NoticeJob(SQLModel, table=True):
     agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
     format: str = Field(max_length=10)  # ndjson | csv
     document_id: uuid.UUID = Field(foreign_key="document.id")
+    filename: str = Field(default="", max_length=255)
+    size: int = Field(default=0, sa_type=BigInteger)
     # queued | running | done | cancelled | failed
     status: str = Field(default="queued", index=True, max_length=10)
+    offset: int = Field(default=0, sa_type=BigInteger)
     next_row: int = 0
-    rows: int = 0
     accepted: int = 0
-    rejected: int = 0
     not_sent: int = 0
-    # Rejected rows: [{"row": 17, "error": "..."}], also downloadable as a report.
-    errors: list[Any] = json_column(list)
+    duplicates: int = 0
+    rejected: int = 0
+    # Why a job failed as a whole (its file unreadable); rows' errors are rejections.
+    error: str | None = Field(default=None, max_length=1000)
     claimed_until: dt.datetime | None = timestamp(nullable=True)
     created_at: dt.datetime = timestamp()
     updated_at: dt.datetime = timestamp()
+    started_at: dt.datetime | None = timestamp(nullable=True)
     finished_at: dt.datetime | None = timestamp(nullable=True)
+
+
+class NoticeJobRejection(SQLModel, table=True):
+    """A row of a bulk file that was refused, with why, for the job's report."""
+
+    __tablename__ = "notice_job_rejection"
+
+    job_id: uuid.UUID = Field(foreign_key="notice_job.id", primary_key=True)
+    row: int = Field(primary_key=True)  # 1 for the first row of notices (after a CSV header)
+    error: str = Field(max_length=1000)
+    # The row as it was in the file, cut at 2,000 characters.
+    content: str = Field(max_length=2000)
 
 
 class IdempotencyKey(SQLModel, table=True):

@@ -1,0 +1,71 @@
+"""Notice jobs read their file by byte offset; rejected rows get a table of their own.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28 21:31:48.618398+00:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import hub.db
+
+revision: str = "0004"
+down_revision: str | Sequence[str] | None = "0003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "notice_job_rejection",
+        sa.Column("job_id", sa.Uuid(), nullable=False),
+        sa.Column("row", sa.Integer(), nullable=False),
+        sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=False),
+        sa.Column("content", sqlmodel.sql.sqltypes.AutoString(length=2000), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["notice_job.id"], name=op.f("fk_notice_job_rejection_job_id_notice_job")
+        ),
+        sa.PrimaryKeyConstraint("job_id", "row", name=op.f("pk_notice_job_rejection")),
+    )
+    # Jobs made before this revision keep their counts; their rows' errors were a JSON list.
+    with op.batch_alter_table("notice_job", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "filename",
+                sqlmodel.sql.sqltypes.AutoString(length=255),
+                nullable=False,
+                server_default="",
+            )
+        )
+        batch_op.add_column(sa.Column("size", sa.BigInteger(), nullable=False, server_default="0"))
+        batch_op.add_column(
+            sa.Column("offset", sa.BigInteger(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(
+            sa.Column("duplicates", sa.Integer(), nullable=False, server_default="0")
+        )
+        batch_op.add_column(
+            sa.Column("error", sqlmodel.sql.sqltypes.AutoString(length=1000), nullable=True)
+        )
+        batch_op.add_column(
+            sa.Column("started_at", hub.db.UTCDateTime(timezone=True), nullable=True)
+        )
+        batch_op.drop_column("rows")
+        batch_op.drop_column("errors")
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("notice_job", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("errors", sa.JSON(), nullable=False, server_default="[]"))
+        batch_op.add_column(sa.Column("rows", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.drop_column("started_at")
+        batch_op.drop_column("error")
+        batch_op.drop_column("duplicates")
+        batch_op.drop_column("offset")
+        batch_op.drop_column("size")
+        batch_op.drop_column("filename")
+    op.drop_table("notice_job_rejection")
