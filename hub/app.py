@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.chat.routes import router as chat_router
     from hub.desk.routes import router as desk_router
     from hub.documents.routes import router as documents_router
+    from hub.health.routes import router as health_router
     from hub.live.routes import router as live_router
     from hub.messages.routes import router as messages_router
     from hub.notices.routes import router as notices_router
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.review.routes import router as review_router
     from hub.webhooks.routes import router as webhooks_router
 
+    app.include_router(health_router)
     app.include_router(cases_router)
     app.include_router(messages_router)
     app.include_router(documents_router)

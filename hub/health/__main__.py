@@ -1,0 +1,5 @@
+import sys
+
+from hub.health.probe import main
+
+sys.exit(main())
