@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -18,6 +18,22 @@ DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused
 # hub; outside development they are unset unless configured.
 DEVELOPMENT_INBOUND_MAIL_SECRET = "development-inbound-mail-secret"  # noqa: S105
 DEVELOPMENT_TWILIO_AUTH_TOKEN = "development-twilio-auth-token"  # noqa: S105
+DEVELOPMENT_SECRETS = frozenset(
+    {DEVELOPMENT_SECRET, DEVELOPMENT_INBOUND_MAIL_SECRET, DEVELOPMENT_TWILIO_AUTH_TOKEN}
+)
+# Production refuses a secret shorter than this. The hub's own secrets (signing key, the
+# shared secret of the inbound mail endpoint) are ours to make long; a Twilio auth token is
+# 32 characters; an SMTP password is the provider's choice, so only the weakest are refused.
+SECRET_MINIMUM = {
+    "secret_key": 32,
+    "inbound_mail_secret": 32,
+    "twilio_auth_token": 32,
+    "smtp_password": 8,
+}
+DEFAULT_SECRET_MINIMUM = 16
+# What the example values in .env.example and the README contain, so that a copied example
+# is refused instead of run with.
+PLACEHOLDER_MARKERS = ("changeme", "replaceme", "placeholder")
 
 
 class InsecureSettings(RuntimeError):
@@ -183,22 +199,55 @@ class Settings(BaseSettings):
         return self.base_url.startswith("https://")
 
     @model_validator(mode="after")
-    def _refuse_default_secret(self) -> Settings:
-        if self.environment == "production" and (
-            self.secret_key.get_secret_value() == DEVELOPMENT_SECRET
-            or len(self.secret_key.get_secret_value()) < 32
-        ):
-            raise InsecureSettings(
-                "HUB_SECRET_KEY must be set to a random value of at least 32 characters "
-                "outside development (for example: python -c 'import secrets; "
-                "print(secrets.token_urlsafe(48))')."
-            )
+    def _refuse_insecure_secrets(self) -> Settings:
+        if self.environment == "production":
+            problems = insecure_secrets(self)
+            if problems:
+                raise InsecureSettings(
+                    "; ".join(problems) + ". Outside development every secret must be a "
+                    "random value (for example: python -c 'import secrets; "
+                    "print(secrets.token_urlsafe(48))')."
+                )
         if self.environment == "development":
             if self.inbound_mail_secret is None:
                 self.inbound_mail_secret = SecretStr(DEVELOPMENT_INBOUND_MAIL_SECRET)
             if self.twilio_auth_token is None:
                 self.twilio_auth_token = SecretStr(DEVELOPMENT_TWILIO_AUTH_TOKEN)
         return self
+
+
+def secret_fields() -> list[str]:
+    """The settings that hold a secret: every field typed SecretStr (optional or not)."""
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if field.annotation is SecretStr or SecretStr in get_args(field.annotation)
+    ]
+
+
+def secret_minimum(name: str) -> int:
+    return SECRET_MINIMUM.get(name, DEFAULT_SECRET_MINIMUM)
+
+
+def insecure_secrets(settings: Settings) -> list[str]:
+    """Why each secret that is set would be unsafe in production, naming its variable and
+    never its value: a development value, one shorter than its minimum, or a placeholder
+    left from an example file."""
+    problems = []
+    for name in secret_fields():
+        secret = getattr(settings, name)
+        if secret is None:
+            continue
+        value = secret.get_secret_value()
+        variable = f"HUB_{name.upper()}"
+        squashed = "".join(ch for ch in value.lower() if ch.isalnum())
+        if value in DEVELOPMENT_SECRETS:
+            problems.append(f"{variable} is the development value")
+        elif any(marker in squashed for marker in PLACEHOLDER_MARKERS):
+            problems.append(f"{variable} is a placeholder")
+        elif len(value) < secret_minimum(name):
+            problems.append(f"{variable} is shorter than {secret_minimum(name)} characters")
+    return problems
 
 
 @lru_cache
