@@ -60,6 +60,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 broker=app.state.broker,
                 timezone=settings.timezone,
                 interval=settings.worker_interval_seconds,
+                base_url=settings.base_url,
+                document_store=settings.document_store,
             )
             worker_task = asyncio.create_task(worker.run(stop), name="hub-worker")
         try:
@@ -113,6 +115,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.health.routes import router as health_router
     from hub.live.routes import router as live_router
     from hub.messages.routes import router as messages_router
+    from hub.notices.job_routes import router as notice_jobs_router
     from hub.notices.routes import router as notices_router
     from hub.parties.routes import router as parties_router
     from hub.review.routes import router as review_router
@@ -132,6 +135,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(sms_router)
     app.include_router(letters_router)
     app.include_router(notices_router)
+    app.include_router(notice_jobs_router)
     app.include_router(backoffice_router)
     app.include_router(webhooks_router)
     if settings.environment in ("development", "test"):

@@ -218,6 +218,8 @@ def worker(
             broker=broker,
             timezone=settings.timezone,
             interval=settings.worker_interval_seconds,
+            base_url=settings.base_url,
+            document_store=settings.document_store,
         )
         try:
             if once:

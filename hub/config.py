@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         10_000_000, description="Largest document a citizen, a mail or a desk scan may add."
     )
+    notice_job_max_bytes: int = Field(
+        2_000_000_000,
+        description="Largest bulk file of notices (NDJSON or CSV) an agency may post as a job.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins (scheme://host:port) whose pages may open the live websocket, "

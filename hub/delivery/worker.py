@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -23,6 +24,7 @@ from hub.events.fanout import Broker
 from hub.messages.service import record_fallback, route, send_to_party
 from hub.models import Case, Message, OutboxItem, Party
 from hub.notices.escalation import escalate_unread_notices
+from hub.notices.jobs import process_notice_jobs
 from hub.notices.service import notice_status_from_outbox, release_held_notices
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
 from hub.timers.service import fire_due_timers
@@ -234,6 +236,9 @@ class Worker:
     timezone: str
     interval: float = 1.0
     claim_seconds: float = CLAIM_SECONDS
+    # For bulk notice jobs: the public URL (links in mails) and the store holding the files.
+    base_url: str = ""
+    document_store: Path | None = None
 
     async def run_once(self) -> int:
         fired = await fire_due_timers(
@@ -245,6 +250,14 @@ class Worker:
             self.database, self.adapters, broker=self.broker, claim_seconds=self.claim_seconds
         )
         delivered += await deliver_webhooks(self.database)
+        if self.document_store is not None:
+            fired += await process_notice_jobs(
+                self.database,
+                store=self.document_store,
+                catalog=self.catalog,
+                timezone=self.timezone,
+                base_url=self.base_url,
+            )
         return fired + delivered
 
     async def run(self, stop: asyncio.Event) -> None:

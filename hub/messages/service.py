@@ -10,6 +10,7 @@ the next channel of email → SMS → letter takes over, and that is recorded on
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -154,6 +155,16 @@ async def address_for(session: AsyncSession, party: Party, channel: str) -> str 
     return found.value if found else None
 
 
+def channel_order(needs: Sequence[str], preferred: str | None) -> tuple[str, ...]:
+    """The channels to try for a party with ``needs``, in order: ``preferred`` (if the hub can
+    send on it), then email → SMS → letter; letters only for one who asked for no digital
+    contact."""
+    if "no_digital_contact" in needs:
+        return ("letter",)
+    first = (preferred,) if preferred in FALLBACK_ORDER else ()
+    return first + tuple(c for c in FALLBACK_ORDER if c != preferred)
+
+
 async def route(
     session: AsyncSession,
     party: Party,
@@ -164,12 +175,7 @@ async def route(
     """The first channel with a usable address: ``preferred`` (if the hub can send on it),
     then email → SMS → letter, skipping channels already ``tried``. A party who asked for
     no digital contact gets letters only."""
-    if "no_digital_contact" in party.needs:
-        order: tuple[str, ...] = ("letter",)
-    else:
-        first = (preferred,) if preferred in FALLBACK_ORDER else ()
-        order = first + tuple(c for c in FALLBACK_ORDER if c != preferred)
-    for channel in order:
+    for channel in channel_order(party.needs, preferred):
         if channel in tried:
             continue
         recipient = await address_for(session, party, channel)
@@ -181,12 +187,17 @@ async def route(
 async def delivery_context(session: AsyncSession, case: Case, party: Party) -> dict[str, Any]:
     """What outbound templates may show about the case (see ``hub.ports.Outbound``)."""
     agency = await session.get(Agency, case.agency_id)
+    return case_context(case, agency.name if agency else case.agency_id, party.name)
+
+
+def case_context(case: Case, agency_name: str, party_name: str) -> dict[str, Any]:
+    """See :func:`delivery_context`, with the agency's name already known."""
     return {
         "case_reference": case.reference,
         "case_title": case.title,
         "agency_id": case.agency_id,
-        "agency_name": agency.name if agency else case.agency_id,
-        "party_name": party.name,
+        "agency_name": agency_name,
+        "party_name": party_name,
         "case_path": f"/cases/{case.id}",
     }
 
