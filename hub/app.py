@@ -4,11 +4,10 @@
 from __future__ import annotations
 
 import asyncio
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
 
 from channels.devoutbox.adapter import DevOutboxAdapter
 from channels.email import wiring as email_wiring
@@ -20,6 +19,7 @@ from hub.delivery.worker import Worker
 from hub.errors import install_problem_handlers
 from hub.events.fanout import connect_broker
 from hub.live.connection import close_all as close_live_sockets
+from hub.observability.middleware import RequestContext
 from hub.ports import AdapterRegistry
 from journeys.catalog import load_catalog
 
@@ -91,16 +91,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.add_middleware(Idempotency, settings=settings)
     app.add_middleware(RateLimit, settings=settings)
 
-    @app.middleware("http")
-    async def request_id(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        incoming = request.headers.get("x-request-id", "")
-        rid = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else secrets.token_hex(8)
-        request.state.request_id = rid
-        response = await call_next(request)
-        response.headers["X-Request-ID"] = rid
-        return response
+    # Outermost: the request id (X-Request-ID, and on every log line) and the HTTP metrics.
+    app.add_middleware(RequestContext)
 
     from channels.email.routes import router as email_router
     from channels.letter.routes import router as letters_router
@@ -117,11 +109,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.messages.routes import router as messages_router
     from hub.notices.job_routes import router as notice_jobs_router
     from hub.notices.routes import router as notices_router
+    from hub.observability.routes import router as metrics_router
     from hub.parties.routes import router as parties_router
     from hub.review.routes import router as review_router
     from hub.webhooks.routes import router as webhooks_router
 
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(cases_router)
     app.include_router(messages_router)
     app.include_router(documents_router)

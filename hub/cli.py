@@ -23,6 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.config import InsecureSettings, Settings
 from hub.db import Database
 from hub.errors import HubError, InvalidInput
+from hub.observability.logging import configure_logging
 from journeys.catalog import (
     PACKAGED_CATALOG,
     Catalog,
@@ -168,6 +169,7 @@ def serve(
     import uvicorn
 
     settings = load_settings()
+    log_config = configure_logging(settings.log_style, settings.log_level)
     if is_embedded(settings):
         migrate_database(settings)
     address = f"http://{settings.host}:{settings.port}"
@@ -183,6 +185,9 @@ def serve(
         reload=reload,
         # Oversized frames are refused (1009) before they are buffered; the hub checks again.
         ws_max_size=settings.ws_max_frame_bytes,
+        # uvicorn's own lines (the access log too) go through the hub's handler: the same
+        # format, the request id, and the redacting filter.
+        log_config=log_config,
     )
 
 
@@ -204,6 +209,7 @@ def worker(
     from hub.events.fanout import connect_broker
 
     settings = load_settings()
+    configure_logging(settings.log_style, settings.log_level)
     if is_embedded(settings):
         migrate_database(settings)
 
@@ -249,6 +255,7 @@ def mail_receiver() -> None:
     from channels.email.receiver import run_receiver
 
     settings = load_settings()
+    configure_logging(settings.log_style, settings.log_level)
     if is_embedded(settings):
         migrate_database(settings)
     run_receiver(settings)

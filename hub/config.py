@@ -189,10 +189,30 @@ class Settings(BaseSettings):
         description="How long an agency's Idempotency-Key and the answer stored with it are "
         "kept; after that the same key runs the request again.",
     )
+    log_format: Literal["json", "text"] | None = Field(
+        None,
+        description="Log lines of `hub serve`, `hub worker` and `hub mail-receiver`: json (one "
+        "object a line, for a log collector) or text (readable). Unset: text in development, "
+        "json otherwise.",
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="The least severe log lines written."
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token Prometheus sends to GET /metrics. Unset: /metrics is open in "
+        "development and test, and off (404) in production.",
+    )
 
     @property
     def development(self) -> bool:
         return self.environment == "development"
+
+    @property
+    def log_style(self) -> Literal["json", "text"]:
+        if self.log_format is not None:
+            return self.log_format
+        return "text" if self.development else "json"
 
     @property
     def document_store(self) -> Path:

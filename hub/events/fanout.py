@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Protocol, cast
 
 from hub.models import CaseEvent
+from hub.observability.metrics import EVENTS_PUBLISHED
 
 # How long "the citizen follows this case" holds without being refreshed by the connection.
 PRESENCE_SECONDS = 15.0
@@ -240,6 +241,7 @@ class MemoryBroker(LocalFollowers):
         self._claims: dict[str, float] = {}
 
     async def publish(self, event: LiveEvent) -> None:
+        EVENTS_PUBLISHED.labels(event.kind).inc()
         self.local.deliver(event)
 
     async def signal(self, signal: Signal) -> None:

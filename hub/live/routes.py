@@ -23,6 +23,7 @@ from hub.live.protocol import (
     parse_frame,
 )
 from hub.live.tickets import TICKET_PROTOCOL_PREFIX, burn_ticket, issue_ticket, redeem_ticket
+from hub.observability.metrics import LIVE_SOCKETS
 
 router = APIRouter(prefix="/api", tags=["live"])
 
@@ -129,7 +130,9 @@ async def live(websocket: WebSocket) -> None:
     connection = LiveConnection(websocket, state, viewer=viewer, session_id=session_id)
     open_connections = connections(state)
     open_connections.add(connection)
+    LIVE_SOCKETS.inc()
     try:
         await connection.serve()
     finally:
         open_connections.discard(connection)
+        LIVE_SOCKETS.dec()
