@@ -137,4 +137,8 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
         app.include_router(dev_outbox_router)
     app.include_router(auth_router)
+    # The portal and console pages, their static files, and the security headers.
+    from hub.web.pages import install_pages
+
+    install_pages(app, settings)
     return app

@@ -13,7 +13,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel
 from sqlmodel import col, select
 
@@ -22,8 +21,7 @@ from hub.dependencies import SessionDep, SettingsDep
 from hub.documents.service import read_file
 from hub.errors import NotFound
 from hub.models import Document, OutboxItem, PrintJob
-
-TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parents[2] / "templates")
+from hub.web.pages import render
 
 router = APIRouter(tags=["development"], include_in_schema=True)
 
@@ -106,6 +104,4 @@ async def outbox_page(
 ) -> HTMLResponse:
     """The development outbox as a page: mail, texts and letters the hub would have sent."""
     entries = await latest(session, settings, limit, channel)
-    return TEMPLATES.TemplateResponse(
-        request, "pages/dev_outbox.html", {"entries": entries, "channel": channel}
-    )
+    return render(request, "pages/dev_outbox.html", {"entries": entries, "channel": channel})

@@ -1,0 +1,176 @@
+"""The staff console: log in with email, password and a TOTP code, then the queue of what
+waits for an answer — chats waiting to be picked up and messages nobody answered yet, on
+any channel — with how long each has waited.
+
+Showing a waiting chat or message shows party data, so each one shown is written to the
+access log under its case's processing activity (the chat queue does this itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import and_, func
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.access.service import Viewer, visible_agency_filter
+from hub.auth.routes import set_session_cookie
+from hub.auth.staff import login_staff
+from hub.cases.service import record_case_access
+from hub.chat import service as chat
+from hub.db import utcnow
+from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
+from hub.errors import NotAuthenticated
+from hub.models import Agency, Case, Message, Party
+from hub.web.i18n import mark
+from hub.web.pages import PageViewer, StaffPage, local_path, page_router, render
+from hub.web.security import CSRF_FIELD, check_csrf
+from journeys.catalog import Catalog
+
+router = page_router()
+
+CONSOLE = "/console"
+LOGIN_REFUSED = mark("Email address, password or code is wrong.")
+UNANSWERED_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Unanswered:
+    """A citizen's message that is the last word on its case: nobody answered it yet."""
+
+    message: Message
+    case: Case
+    party_name: str
+    waiting_minutes: int
+
+
+async def unanswered_messages(
+    session: AsyncSession,
+    *,
+    viewer: Viewer,
+    catalog: Catalog,
+    now: dt.datetime | None = None,
+    limit: int = UNANSWERED_LIMIT,
+) -> list[Unanswered]:
+    """Messages from citizens on the agency's cases (owned or taken part in) that are the
+    newest message on their case, longest waiting first; each shown is logged as a read.
+
+    Chat lines are left out: a chat waits in the chat queue, or is with someone already.
+    Internal notes do not count as an answer.
+    """
+    assert viewer.agency_id is not None
+    newest = (
+        select(col(Message.case_id).label("case_id"), func.max(Message.created_at).label("at"))
+        .where(col(Message.case_id).is_not(None), Message.direction != "internal")
+        .group_by(col(Message.case_id))
+        .subquery()
+    )
+    rows = (
+        await session.exec(
+            select(Message, Case, Party)
+            .join(
+                newest,
+                and_(
+                    col(Message.case_id) == newest.c.case_id,
+                    col(Message.created_at) == newest.c.at,
+                ),
+            )
+            .join(Case, col(Case.id) == col(Message.case_id))
+            .join(Party, col(Party.id) == col(Case.party_id))
+            .where(
+                Message.direction == "inbound",
+                col(Message.conversation_id).is_(None),
+                visible_agency_filter(viewer.agency_id),  # type: ignore[arg-type]
+            )
+            .order_by(col(Message.created_at))
+            .limit(limit)
+        )
+    ).all()
+    now = now or utcnow()
+    found = []
+    for message, case, party in rows:
+        await record_case_access(session, viewer, case, catalog, action="read", data="queue")
+        waited = max(0, int((now - message.created_at).total_seconds() // 60))
+        found.append(Unanswered(message, case, party.name, waited))
+    return found
+
+
+@router.get("/console/login", response_class=HTMLResponse)
+async def staff_login_page(
+    request: Request, viewer: PageViewer, next: str | None = None
+) -> Response:
+    """The staff login: email address, password and the code from the authenticator app."""
+    if viewer is not None and viewer.kind == "staff":
+        return RedirectResponse(local_path(next, CONSOLE), status_code=303)
+    return render(
+        request,
+        "pages/staff_login.html",
+        {
+            "next": local_path(next, CONSOLE),
+            "email": "",
+            "error": None,
+            "logged_out": request.query_params.get("logged_out") == "1",
+        },
+    )
+
+
+@router.post("/console/login", response_class=HTMLResponse)
+async def staff_log_in(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+    """Log in; every refusal says the same, whichever of the three was wrong."""
+    form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
+    fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+    check_csrf(request, settings, fields.get(CSRF_FIELD))
+    next_page = local_path(fields.get("next"), CONSOLE)
+    email = fields.get("email", "").strip()[:320]
+    try:
+        _, token = await login_staff(
+            session,
+            email=email,
+            password=fields.get("password", "")[:1000],
+            totp_code="".join(fields.get("code", "").split())[:20],
+            hours=settings.session_hours,
+        )
+    except NotAuthenticated:
+        return render(
+            request,
+            "pages/staff_login.html",
+            {"next": next_page, "email": email, "error": LOGIN_REFUSED, "logged_out": False},
+            status_code=401,
+        )
+    response = RedirectResponse(next_page, status_code=303)
+    set_session_cookie(response, token, settings)
+    return response
+
+
+@router.get("/console", response_class=HTMLResponse)
+async def queue_page(
+    request: Request,
+    viewer: StaffPage,
+    session: SessionDep,
+    catalog: CatalogDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> Response:
+    """What waits for an answer at the staff member's agency: chats to pick up and messages
+    on any channel nobody answered yet, longest waiting first."""
+    context = chat.ChatContext(catalog=catalog, broker=broker, timezone=settings.timezone)
+    now = utcnow()
+    chats = await chat.queue(session, context, viewer=viewer, now=now)
+    messages = await unanswered_messages(session, viewer=viewer, catalog=catalog, now=now)
+    agency = await session.get(Agency, viewer.agency_id) if viewer.agency_id else None
+    return render(
+        request,
+        "pages/console_queue.html",
+        {
+            "agency": agency.name if agency else viewer.agency_id,
+            "chats": [
+                {"entry": entry, "waiting_minutes": entry.waiting_seconds // 60} for entry in chats
+            ],
+            "messages": messages,
+        },
+        viewer=viewer,
+    )
