@@ -17,6 +17,7 @@ from hub.db import utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import Actor
 from hub.models import AccessLogEntry, Case, CaseParticipant, Mandate, ProcessingActivity
+from hub.observability.logging import request_id_var
 
 ViewerKind = Literal["citizen", "staff", "agency"]
 
@@ -179,7 +180,8 @@ async def record_access(
         action=action,
         data=data,
         case_id=case.id if case else None,
-        request_id=viewer.request_id,
+        # A socket's viewer has none of its own: the id of the request that opened it.
+        request_id=viewer.request_id or request_id_var.get(),
     )
     session.add(entry)
     return entry

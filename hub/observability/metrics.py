@@ -38,7 +38,7 @@ from hub.db import Database, utcnow
 from hub.models import CaseEvent, NoticeJob, OutboxItem, Timer
 
 # No ``*_created`` series: they double what is exposed and no dashboard of ours reads them.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # The hub's own registry, not prometheus_client's global one: a test app, or a second app in
 # one process, does not collide with anything a library registers there.

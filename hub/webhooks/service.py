@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.db import utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Case, Message, Notice, WebhookDelivery, WebhookSubscription
+from hub.observability.logging import request_id_var
 from hub.webhooks.signing import new_secret
 
 NOTICE_STATUS_CHANGED = "nl.interactionhub.notice.status-changed"
@@ -39,6 +40,8 @@ CASE_MESSAGE_RECEIVED = "nl.interactionhub.case.message-received"
 EVENT_TYPES = (NOTICE_STATUS_CHANGED, CASE_MESSAGE_RECEIVED)
 
 SOURCE_PREFIX = "urn:nld:interactionhub"
+# A CloudEvents extension attribute (lower-case letters and digits, at most 20).
+REQUEST_ID_ATTRIBUTE = "hubrequestid"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "::1")
 DELIVERY_STATUSES = ("pending", "sending", "delivered", "technical-failure")
 
@@ -159,6 +162,11 @@ def cloud_event(
     }
     if dataref is not None:
         event["dataref"] = dataref
+    # CloudEvents extension attribute: the id of the request that caused the event, so an
+    # agency can quote it to us; the worker sends it again as X-Request-ID.
+    request_id = request_id_var.get()
+    if request_id is not None:
+        event[REQUEST_ID_ATTRIBUTE] = request_id
     event["data"] = data
     return event
 

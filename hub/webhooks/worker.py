@@ -32,6 +32,7 @@ from sqlmodel import col, or_, select
 
 from hub.db import Database, utcnow
 from hub.models import WebhookDelivery, WebhookSubscription
+from hub.webhooks.service import REQUEST_ID_ATTRIBUTE
 from hub.webhooks.signing import signed_headers
 
 log = logging.getLogger("hub.webhooks")
@@ -122,6 +123,9 @@ async def post_event(
         timestamp=int(utcnow().timestamp()),
         body=body,
     )
+    request_id = claimed.event.get(REQUEST_ID_ATTRIBUTE)
+    if isinstance(request_id, str):
+        headers["X-Request-ID"] = request_id
     try:
         response = await client.post(
             claimed.url,
