@@ -41,6 +41,19 @@ if [ "${CI:-}" = "true" ] && [ $((postgres_up * redis_up)) -eq 0 ]; then
     exit 1
 fi
 
+# compose.yaml is validated offline by Debian's docker-compose (no Docker engine needed):
+# tests/production/test_compose.py runs `docker-compose config`.
+if ! command -v docker-compose >/dev/null; then
+    echo "== installing docker-compose (Debian package) to validate compose.yaml"
+    root=""
+    [ "$(id -u)" -eq 0 ] || root="sudo"
+    install_compose() {
+        $root env DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq --no-install-recommends docker-compose >/dev/null
+    }
+    install_compose 2>/dev/null || { $root apt-get update -qq && install_compose; }
+fi
+
 echo "== ruff check"
 .venv/bin/ruff check .
 echo "== import contracts"

@@ -65,7 +65,9 @@ def test_each_row_gives_type_default_and_meaning() -> None:
     assert "development-only" not in DOC.read_text()  # secret defaults are never printed
 
 
-@pytest.mark.parametrize("path", ["README.md", "docs"], ids=lambda p: p)
+@pytest.mark.parametrize(
+    "path", ["README.md", "docs", ".env.example", "compose.yaml"], ids=lambda p: p
+)
 def test_the_readme_docs_and_deployment_files_name_only_real_settings(path: str) -> None:
     target = ROOT / path
     files = sorted(target.glob("*.md")) if target.is_dir() else [target]
