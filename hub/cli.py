@@ -697,3 +697,125 @@ def list_keys(agency: Annotated[str, typer.Argument(help="Agency code.")]) -> No
             for k in keys
         ],
     )
+
+
+# --- notices ------------------------------------------------------------------------------
+
+notices_app = typer.Typer(help="Proactive notices.", no_args_is_help=True)
+app.add_typer(notices_app, name="notices")
+
+
+def _run_notice_job(
+    settings: Settings,
+    work: Callable[[Database, Callable[[Any], None]], Awaitable[Any]],
+    *,
+    title: str,
+) -> None:
+    """Run a bulk job here with a progress bar over the file, then print its summary."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from hub.notices.push import write_report
+
+    if is_embedded(settings):
+        migrate_database(settings)
+    bar = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeRemainingColumn(),
+        transient=False,
+    )
+    task = bar.add_task(title, total=None, rows=0)
+
+    def progress(job: Any) -> None:
+        bar.update(task, total=job.size, completed=job.offset, rows=job.next_row)
+
+    async def main() -> Any:
+        database = Database(settings.database_url)
+        try:
+            with bar:
+                job = await work(database, progress)
+            report = None
+            if job.rejected:
+                report = Path(f"notice-job-{job.id}-rejected.csv")
+                await write_report(database, job.id, report)
+            return job, report
+        finally:
+            await database.dispose()
+
+    try:
+        job, report = asyncio.run(main())
+    except HubError as error:
+        fail(error.detail)
+    except (OSError, DBAPIError) as error:
+        fail(_database_problem(settings, error), UNUSABLE)
+    typer.echo(f"Notice job {job.id}: {job.status}.")
+    print_table(
+        ["rows read", "accepted", "not sent", "duplicates", "rejected"],
+        [
+            [
+                f"{n:,}"
+                for n in (job.next_row, job.accepted, job.not_sent, job.duplicates, job.rejected)
+            ]
+        ],
+    )
+    if report is not None:
+        typer.echo(f"The rejected rows and why: {report}")
+
+
+@notices_app.command("push")
+def push_notices(
+    file: Annotated[Path, typer.Argument(help="NDJSON (one notice a line) or CSV file.")],
+    agency: Annotated[str, typer.Option(help="The agency the notices come from.")],
+    format: Annotated[
+        str | None, typer.Option(help="ndjson or csv; by default from the file's extension.")
+    ] = None,
+    batch_rows: Annotated[int, typer.Option(min=1, max=100_000, help="Rows a batch.")] = 5000,
+) -> None:
+    """Send a file of notices as a bulk job, here and now, with a progress bar.
+
+    Every row is checked as POST /api/notices checks one notice; rows that cannot be used are
+    written with their reason to notice-job-<id>-rejected.csv. If the push is interrupted,
+    `hub notices resume JOB` (or a worker, a minute later) finishes it: no row is sent twice.
+    """
+    from hub.notices.push import format_of, queue_file, run_here
+
+    settings = load_settings()
+    if not file.is_file():
+        fail(f"there is no file {file}.")
+    try:
+        kind = format_of(file, format)
+    except HubError as error:
+        fail(error.detail)
+    catalog = _load_catalog(settings.journeys_dir)
+
+    async def work(database: Database, progress: Callable[[Any], None]) -> Any:
+        job = await queue_file(database, settings, path=file, agency_id=agency, format=kind)
+        return await run_here(
+            database, settings, catalog, job.id, batch_rows=batch_rows, progress=progress
+        )
+
+    _run_notice_job(settings, work, title=file.name)
+
+
+@notices_app.command("resume")
+def resume_notices(
+    job: Annotated[str, typer.Argument(help="The id of an interrupted notice job.")],
+) -> None:
+    """Finish a bulk job that stopped (its process died), from the last batch it wrote."""
+    import uuid
+
+    from hub.notices.push import run_here
+
+    settings = load_settings()
+    try:
+        job_id = uuid.UUID(job)
+    except ValueError:
+        fail(f"'{job}' is not a notice job id.")
+    catalog = _load_catalog(settings.journeys_dir)
+
+    async def work(database: Database, progress: Callable[[Any], None]) -> Any:
+        return await run_here(database, settings, catalog, job_id, progress=progress)
+
+    _run_notice_job(settings, work, title=f"job {job_id}")

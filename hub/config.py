@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         2_000_000_000,
         description="Largest bulk file of notices (NDJSON or CSV) an agency may post as a job.",
     )
+    notice_job_claim_seconds: float = Field(
+        60.0,
+        description="How long `hub notices push` holds a bulk job between two batches; if it "
+        "dies, a worker or `hub notices resume` takes the job over after this.",
+    )
     allowed_origins: list[str] = Field(
         default_factory=list,
         description="Origins (scheme://host:port) whose pages may open the live websocket, "

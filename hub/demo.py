@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from itertools import count
 
 from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.agencies.service import (
     add_processing_activity,
@@ -319,8 +320,70 @@ async def load_demo(
                 session.add(case)
                 next(numbers)
         summary.cases = next(numbers)
+        await _demo_notices(session, consenting=[jan, maria], refusing=[kees])
         summary.staff.sort()
         return summary
+
+
+# A topic Dienst Toeslagen may write to citizens about unasked, and the notice for it: try
+# `hub notices push examples/notices-demo.csv --agency toeslagen` on the demo data.
+DEMO_TOPIC = (
+    "rechten",
+    {"nl": "Toeslagen waar u mogelijk recht op heeft", "en": "Allowances you may be entitled to"},
+)
+DEMO_TEMPLATES = {
+    ("portal", "nl"): (
+        "U heeft mogelijk recht op {{ toeslag }}",
+        "Beste {{ party_name }},\n\nUit onze gegevens blijkt dat u mogelijk recht heeft op "
+        "{{ toeslag }} vanaf {{ vanaf }}. Vraag het aan voor {{ uiterlijk }}.\n\n{{ agency_name }}",
+    ),
+    ("portal", "en"): (
+        "You may be entitled to {{ toeslag }}",
+        "Dear {{ party_name }},\n\nOur records show you may be entitled to {{ toeslag }} "
+        "from {{ vanaf }}. Apply before {{ uiterlijk }}.\n\n{{ agency_name }}",
+    ),
+    ("sms", "nl"): (
+        "",
+        "{{ agency_name }}: u heeft mogelijk recht op {{ toeslag }}. Vraag het aan voor "
+        "{{ uiterlijk }}.",
+    ),
+    ("sms", "en"): (
+        "",
+        "{{ agency_name }}: you may be entitled to {{ toeslag }}. Apply before {{ uiterlijk }}.",
+    ),
+}
+
+
+async def _demo_notices(
+    session: AsyncSession, *, consenting: list[Party], refusing: list[Party]
+) -> None:
+    from hub.notices.consent import record_consent, register_topic
+    from hub.notices.service import save_template
+
+    code, title = DEMO_TOPIC
+    topic = await register_topic(
+        session, agency_id="toeslagen", code=code, title=title, activity_code="toeslagen-aanvraag"
+    )
+    for (channel, language), (subject, body) in DEMO_TEMPLATES.items():
+        await save_template(
+            session,
+            agency_id="toeslagen",
+            code="huurtoeslag-kans",
+            channel=channel,
+            language=language,
+            subject=subject,
+            body=body,
+        )
+    for party, granted in [(p, True) for p in consenting] + [(p, False) for p in refusing]:
+        await record_consent(
+            session,
+            party_id=party.id,
+            topic=topic,
+            granted=granted,
+            recorded_by_kind="citizen",
+            recorded_by_id=str(party.id),
+            source="portal",
+        )
 
 
 async def demo_case_count(database: Database) -> int:

@@ -467,8 +467,8 @@ async def run_job(
     progress: Progress | None = None,
 ) -> NoticeJob:
     """Route the claimed ``job`` from where it stands, batch by batch, until the file ends,
-    it is cancelled, or ``seconds`` have passed (then the claim is released for the next
-    round). Returns the job as it was left."""
+    it is cancelled, or ``seconds`` have passed (at least one batch is written; then the
+    claim is released for the next round). Returns the job as it was left."""
     async with database.session() as session:
         agency = await session.get(Agency, job.agency_id)
         document = await session.get(Document, job.document_id)
@@ -482,8 +482,6 @@ async def run_job(
     with RowReader(path, job.format, offset=job.offset, next_row=job.next_row) as reader:  # type: ignore[arg-type]
         expected_offset = job.offset
         while True:
-            if seconds is not None and (utcnow() - started).total_seconds() > seconds:
-                return await _release(database, job.id)
             raw_rows = reader.read(batch_rows)
             async with database.session() as session:
                 current = (await session.exec(_locked(job.id, database))).one()
@@ -533,6 +531,8 @@ async def run_job(
                 await session.refresh(current)
             if progress:
                 progress(current)
+            if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
+                return await _release(database, job.id)
 
 
 async def _release(database: Database, job_id: uuid.UUID) -> NoticeJob:
