@@ -14,6 +14,23 @@ fi
 echo "== installing (editable, with dev extras)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 
+# The browser tests drive Debian's chromium (never a browser download) and inject axe-core,
+# pinned in package.json, from node_modules/. Both steps are skipped once installed.
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+missing=""
+[ -x /usr/bin/chromium ] || missing="chromium"
+command -v npm >/dev/null || missing="$missing npm"
+if [ -n "$missing" ]; then
+    echo "== installing$missing (Debian packages) for the browser tests"
+    as_root apt-get update -qq
+    # shellcheck disable=SC2086 # one word per package
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+if [ ! -f node_modules/axe-core/axe.min.js ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+    echo "== installing axe-core (package-lock.json) for the accessibility checks"
+    npm ci --no-audit --no-fund --silent
+fi
+
 reachable() {
     .venv/bin/python -c '
 import socket, sys

@@ -30,7 +30,7 @@ def served_routes(app: FastAPI) -> Iterator[Served]:
     if contexts is None:  # FastAPI before included routers were kept as branches
         for route in app.routes:
             if isinstance(route, APIRoute):
-                yield Served(route.path, frozenset(route.methods), route)
+                yield Served(route.path, frozenset(route.methods or ()), route)
         return
     for context in contexts(app.routes):
         original = context.original_route

@@ -35,6 +35,7 @@ PNG = bytes.fromhex(
 @dataclass(frozen=True)
 class PortalWorld:
     agency_id: str
+    staff_id: uuid.UUID
     staff_email: str
     staff_password: str
     totp_secret: str
@@ -94,6 +95,7 @@ async def make_portal_world(database: Database) -> PortalWorld:
         assert staff.totp_secret is not None
         return PortalWorld(
             agency_id="toeslagen",
+            staff_id=staff.id,
             staff_email=STAFF_EMAIL,
             staff_password=STAFF_PASSWORD,
             totp_secret=staff.totp_secret,

@@ -1,0 +1,84 @@
+"""Every page the router serves — the list is read from the app, so a new page is checked
+without anyone adding it here — in Dutch and English: axe-core finds no serious or critical
+violation, and at 320 px wide nothing scrolls sideways (WCAG 2.1 AA, reflow)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, Page
+
+from tests.browser.conftest import Hub
+from tests.web.routes import audience, html_pages
+
+SERIOUS = ("serious", "critical")
+
+
+async def axe_violations(page: Page, axe_source: str) -> list[dict[str, Any]]:
+    # Evaluated through the browser's debugging protocol, which the page's CSP (no inline
+    # script) does not govern, so the pages are checked with their real policy in force.
+    if not await page.evaluate("() => typeof window.axe !== 'undefined'"):
+        await page.evaluate(axe_source)
+    result: dict[str, Any] = await page.evaluate(
+        "async () => await window.axe.run(document, {resultTypes: ['violations']})"
+    )
+    return [
+        {"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"]][:5]}
+        for v in result["violations"]
+        if v["impact"] in SERIOUS
+    ]
+
+
+async def sideways_scroll(page: Page) -> int:
+    """How many pixels the page is wider than the window."""
+    width: int = await page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    return width
+
+
+# The pages' HTML does not depend on the database, so this (slowest) check runs on one.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+async def test_every_page_is_accessible_in_both_languages_and_at_320_px(
+    hub: Hub, browser: Browser, axe_source: str
+) -> None:
+    world = hub.world
+    values = {"case_id": str(world.waiting_case_id)}
+    urls: list[tuple[str, str]] = []
+    for served in html_pages(hub.app):
+        path = served.path
+        for name in served.route.dependant.path_params:
+            assert name.name in values, f"give the browser test a value for {{{name.name}}}"
+            path = path.replace(f"{{{name.name}}}", values[name.name])
+        urls.append((audience(served.route), path))
+    # The same pages in other states: a thread with messages, a document just sent, and the
+    # error page a case of someone else gives.
+    urls += [
+        ("citizen", f"/cases/{world.mail_case_id}"),
+        ("citizen", f"/cases/{world.waiting_case_id}?sent=1"),
+        ("citizen", f"/cases/{world.other_case_id}"),
+    ]
+    assert len(urls) >= 8
+
+    problems: dict[str, Any] = {}
+    for lang in ("nl", "en"):
+        contexts = {
+            who: await hub.context(browser, as_=who, lang=lang)
+            for who in ("anyone", "citizen", "staff")
+        }
+        for who, path in urls:
+            page = await contexts[who].new_page()
+            response = await page.goto(path)
+            assert response is not None
+            assert response.headers["content-type"].startswith("text/html"), path
+            assert await page.get_attribute("html", "lang") == lang
+            if violations := await axe_violations(page, axe_source):
+                problems[f"{lang} {path}"] = violations
+            await page.set_viewport_size({"width": 320, "height": 640})
+            if (overflow := await sideways_scroll(page)) > 0:
+                problems[f"{lang} {path} at 320 px"] = f"{overflow} px sideways scroll"
+            await page.close()
+        for context in contexts.values():
+            await context.close()
+    assert problems == {}
