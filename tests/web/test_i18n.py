@@ -1,0 +1,45 @@
+"""The catalogues: every text the pages show has its Dutch translation, and the two languages
+really differ on the page."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.pofile import read_po
+
+from hub.web.i18n import LOCALE_DIR, translations
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def extracted() -> set[str]:
+    """The message ids ``pybabel extract -F babel.cfg -k mark`` finds."""
+    with (ROOT / "babel.cfg").open() as config:
+        method_map, options_map = parse_mapping_cfg(config)
+    keywords = {**DEFAULT_KEYWORDS, "mark": None}
+    return {
+        message if isinstance(message, str) else message[0]
+        for _, _, message, _, _ in extract_from_dir(
+            str(ROOT), method_map, options_map, keywords=keywords
+        )
+    }
+
+
+def test_every_text_on_the_pages_has_a_dutch_translation() -> None:
+    with (LOCALE_DIR / "nl" / "LC_MESSAGES" / "messages.po").open("rb") as po:
+        dutch = read_po(po)
+    found = extracted()
+    assert len(found) > 50
+    untranslated = sorted(
+        msgid
+        for msgid in found
+        if msgid not in dutch
+        or not dutch[msgid].string
+        or (isinstance(dutch[msgid].string, tuple) and not all(dutch[msgid].string))
+    )
+    assert untranslated == [], "run pybabel extract and update (README), then translate"
+    assert translations("nl").gettext("My cases") == "Mijn zaken"
+    assert translations("en").gettext("My cases") == "My cases"
+    assert translations("nl").ngettext("%(num)d day", "%(num)d days", 2) == "%(num)d dagen"
