@@ -19,6 +19,7 @@ import logging
 import logging.config
 import re
 import traceback
+from collections.abc import Mapping
 from contextvars import ContextVar
 from typing import Any, Literal
 
@@ -97,6 +98,52 @@ class Redactor(logging.Filter):
                 setattr(record, name, redact(value))
         record._hub_redacted = True
         return True
+
+
+HIDDEN = "[hidden]"
+
+
+class LibraryDetail(logging.Filter):
+    """Keep the data out of libraries' verbose lines, which the hub cannot change at their
+    source: what they say happened stays, what it happened to goes.
+
+    - SQLAlchemy's echo (``sqlalchemy.engine`` at INFO and DEBUG) logs each statement's
+      parameters and each row fetched: message bodies, BSNs, token hashes, TOTP secrets.
+    - httpcore at DEBUG logs the headers of each answer (cookies of the sites the hub posts
+      to) as tuples.
+    - aiosqlite at DEBUG logs every call with its arguments, the parameters included.
+    - aiosmtpd (``mail.log``, the mail receiver) at DEBUG logs every line of each mail and
+      of each AUTH exchange: dropped.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        name = record.name
+        if name.startswith("sqlalchemy.engine") or (
+            name.startswith("httpcore") and record.levelno < logging.INFO
+        ):
+            _hide_data(record)
+        elif name == "aiosqlite" and isinstance(record.args, tuple):
+            record.args = tuple(_callable_name(arg) for arg in record.args)
+        elif name.startswith("mail.log") and record.levelno < logging.INFO:
+            return False
+        return True
+
+
+def _hide_data(record: logging.LogRecord) -> None:
+    # Statements, timings and event names are text; parameters, rows and headers are tuples,
+    # dicts or wrappers of them.
+    if isinstance(record.args, tuple):
+        record.args = tuple(
+            arg if isinstance(arg, str | int | float) else HIDDEN for arg in record.args
+        )
+    elif isinstance(record.args, Mapping):
+        record.args = None
+        record.msg = f"{str(record.msg).split('%', 1)[0]}{HIDDEN}"
+
+
+def _callable_name(value: object) -> object:
+    function = getattr(value, "func", value)  # a functools.partial: the function it calls
+    return getattr(function, "__qualname__", None) or getattr(function, "__name__", HIDDEN)
 
 
 class RequestId(logging.Filter):
@@ -187,6 +234,7 @@ def logging_config(log_format: LogFormat, level: str = "INFO") -> dict[str, Any]
         "disable_existing_loggers": False,
         "filters": {
             "access_fields": {"()": AccessFields},
+            "library_detail": {"()": LibraryDetail},
             "request_id": {"()": RequestId},
             "redact": {"()": Redactor},
         },
@@ -199,9 +247,9 @@ def logging_config(log_format: LogFormat, level: str = "INFO") -> dict[str, Any]
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": formatter,
-                # In this order: fields from uvicorn's arguments first, then the request id,
-                # then redaction of everything (fields included).
-                "filters": ["access_fields", "request_id", "redact"],
+                # In this order: fields from uvicorn's arguments first, libraries' data
+                # hidden, then the request id, then redaction of everything (fields too).
+                "filters": ["access_fields", "library_detail", "request_id", "redact"],
             },
         },
         "root": {"handlers": ["stderr"], "level": level},
