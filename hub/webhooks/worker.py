@@ -33,7 +33,6 @@ from sqlmodel import col, or_, select
 from hub.db import Database, utcnow
 from hub.models import WebhookDelivery, WebhookSubscription
 from hub.webhooks.service import REQUEST_ID_ATTRIBUTE
-from hub.webhooks.service import REQUEST_ID_ATTRIBUTE
 from hub.webhooks.signing import signed_headers
 
 log = logging.getLogger("hub.webhooks")
