@@ -377,8 +377,9 @@ The hub reads every setting from an environment variable starting with `HUB_`, o
 The defaults run the embedded setup: one process, a SQLite file under `var/`, development
 mode. With `HUB_ENVIRONMENT=production` the hub refuses to start while a secret is a
 development value, a placeholder (a value containing `change-me`, `replace-me` or
-`placeholder`) or shorter than the minimum given below; the error names the variable,
-never the value.
+`placeholder`, as in `.env.example`) or shorter than the minimum given below, or while the
+password inside `HUB_DATABASE_URL` or `HUB_REDIS_URL` is a placeholder; the error names the
+variable, never the value.
 
 | Variable | Type | Default | What it does |
 |---|---|---|---|

@@ -8,6 +8,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
+from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -258,6 +259,12 @@ def secret_minimum(name: str) -> int:
     return SECRET_MINIMUM.get(name, DEFAULT_SECRET_MINIMUM)
 
 
+def is_placeholder(value: str) -> bool:
+    """change-me, CHANGE_ME, Replace Me…: spelled any way, still a placeholder."""
+    squashed = "".join(ch for ch in value.lower() if ch.isalnum())
+    return any(marker in squashed for marker in PLACEHOLDER_MARKERS)
+
+
 def insecure_secrets(settings: Settings) -> list[str]:
     """Why each secret that is set would be unsafe in production, naming its variable and
     never its value: a development value, one shorter than its minimum, or a placeholder
@@ -269,13 +276,18 @@ def insecure_secrets(settings: Settings) -> list[str]:
             continue
         value = secret.get_secret_value()
         variable = f"HUB_{name.upper()}"
-        squashed = "".join(ch for ch in value.lower() if ch.isalnum())
         if value in DEVELOPMENT_SECRETS:
             problems.append(f"{variable} is the development value")
-        elif any(marker in squashed for marker in PLACEHOLDER_MARKERS):
+        elif is_placeholder(value):
             problems.append(f"{variable} is a placeholder")
         elif len(value) < secret_minimum(name):
             problems.append(f"{variable} is shorter than {secret_minimum(name)} characters")
+    # The database's and Redis's passwords travel inside their URLs. How long they must be
+    # is the operator's business; a placeholder copied from .env.example is not.
+    for name in ("database_url", "redis_url"):
+        password = urlsplit(getattr(settings, name) or "").password or ""
+        if is_placeholder(unquote(password)):
+            problems.append(f"the password in HUB_{name.upper()} is a placeholder")
     return problems
 
 

@@ -274,6 +274,7 @@ def test_the_hub_refuses_to_run_on_the_example_secrets(
             settings_of(stack["services"][name], monkeypatch)
         assert "HUB_SECRET_KEY is a placeholder" in str(refused.value)
         assert "HUB_INBOUND_MAIL_SECRET is a placeholder" in str(refused.value)
+        assert "the password in HUB_DATABASE_URL is a placeholder" in str(refused.value)
 
 
 def test_with_real_secrets_every_hub_process_gets_valid_settings(

@@ -81,6 +81,20 @@ def test_each_secret_refuses_a_short_value_and_takes_a_long_enough_one(name: str
     assert getattr(accepted, name) == SecretStr(GOOD[:minimum])
 
 
+def test_a_placeholder_password_in_the_database_or_redis_url_is_refused() -> None:
+    with pytest.raises(InsecureSettings) as refused:
+        production(
+            database_url="postgresql+asyncpg://hub:change-me-database-password@db/hub",
+            redis_url="redis://:Replace%20Me@redis:6379/0",
+        )
+    message = str(refused.value)
+    assert "the password in HUB_DATABASE_URL is a placeholder" in message
+    assert "the password in HUB_REDIS_URL is a placeholder" in message
+    assert "change-me-database-password" not in message and "Replace" not in message
+    chosen = production(database_url=f"postgresql+asyncpg://hub:{GOOD[:12]}@db/hub")
+    assert chosen.database_url.endswith("@db/hub")
+
+
 def test_every_bad_secret_is_named_at_once() -> None:
     with pytest.raises(InsecureSettings) as refused:
         Settings(environment="production", smtp_password="hunter2", twilio_auth_token="abc")
