@@ -68,7 +68,17 @@ def page_language(request: Request) -> Language:
 def local_path(target: str | None, default: str) -> str:
     """``target`` when it is a path on this site, else ``default``: a login or language
     switch never sends the browser to another site."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    if (
+        target
+        and target.startswith("/")
+        and not target.startswith("//")
+        and "\\" not in target
+        # Browsers drop tabs and line breaks from URLs: "/\t/evil.example" would become
+        # "//evil.example".
+        and target.isascii()
+        and target.isprintable()
+        and " " not in target
+    ):
         return target
     return default
 
@@ -132,7 +142,9 @@ class PageRoute(APIRoute):
             try:
                 return await handler(request)
             except LoginRequired as needed:
-                target = request.url.path
+                # After logging in the browser comes back here with a GET; a form it was
+                # posting when its session ran out cannot be sent again that way.
+                target = request.url.path if request.method == "GET" else "/"
                 return RedirectResponse(
                     f"{needed.login_page}?next={quote(target, safe='/')}", status_code=303
                 )

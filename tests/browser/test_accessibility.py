@@ -30,6 +30,18 @@ async def axe_violations(page: Page, axe_source: str) -> list[dict[str, Any]]:
     ]
 
 
+async def check(page: Page, axe_source: str, label: str) -> dict[str, Any]:
+    """What is wrong with the page as shown: axe-core's findings, then sideways scrolling
+    at 320 px."""
+    problems: dict[str, Any] = {}
+    if violations := await axe_violations(page, axe_source):
+        problems[label] = violations
+    await page.set_viewport_size({"width": 320, "height": 640})
+    if (overflow := await sideways_scroll(page)) > 0:
+        problems[f"{label} at 320 px"] = f"{overflow} px sideways scroll"
+    return problems
+
+
 async def sideways_scroll(page: Page) -> int:
     """How many pixels the page is wider than the window."""
     width: int = await page.evaluate(
@@ -73,12 +85,25 @@ async def test_every_page_is_accessible_in_both_languages_and_at_320_px(
             assert response is not None
             assert response.headers["content-type"].startswith("text/html"), path
             assert await page.get_attribute("html", "lang") == lang
-            if violations := await axe_violations(page, axe_source):
-                problems[f"{lang} {path}"] = violations
-            await page.set_viewport_size({"width": 320, "height": 640})
-            if (overflow := await sideways_scroll(page)) > 0:
-                problems[f"{lang} {path} at 320 px"] = f"{overflow} px sideways scroll"
+            problems.update(await check(page, axe_source, f"{lang} {path}"))
             await page.close()
+        # After the main interactions: a form sent back with its error, a login code refused.
+        page = await contexts["citizen"].new_page()
+        await page.goto(f"/cases/{world.waiting_case_id}")
+        await page.locator("#file").set_input_files(
+            files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a scan"}]
+        )
+        await page.locator(".call-to-action button[type=submit]").click()
+        await page.wait_for_selector(".error-summary")
+        problems.update(await check(page, axe_source, f"{lang} upload refused"))
+        page = await contexts["anyone"].new_page()
+        await page.goto("/login")
+        await page.fill("#address", world.citizen_email)
+        await page.click("main button[type=submit]")
+        await page.fill("#code", "000000")
+        await page.click("main button[type=submit]")
+        await page.wait_for_selector(".error-summary")
+        problems.update(await check(page, axe_source, f"{lang} code refused"))
         for context in contexts.values():
             await context.close()
     assert problems == {}

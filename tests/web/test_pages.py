@@ -236,6 +236,13 @@ async def test_logging_out_ends_the_session(
     assert out.status_code == 303 and out.headers["location"] == "/login?logged_out=1"
     assert (await client.get("/my-cases")).status_code == 303
     assert "U bent uitgelogd." in (await client.get(out.headers["location"])).text
+    # A form posted after the session ended goes to the login page, then to the start.
+    late = await client.post(
+        f"/cases/{world.waiting_case_id}/documents",
+        data={"csrf_token": csrf_of(page.text)},
+        files={"file": ("scan.png", PNG, "image/png")},
+    )
+    assert late.status_code == 303 and late.headers["location"] == "/login?next=/"
 
 
 async def test_every_form_post_without_its_csrf_token_gets_a_403_page(
@@ -302,7 +309,7 @@ async def test_the_language_switch_stays_on_this_site(client: httpx.AsyncClient)
     switched = await client.get("/language/en", params={"next": "/login"})
     assert switched.status_code == 303 and switched.headers["location"] == "/login"
     assert '<html lang="en">' in (await client.get("/login")).text
-    for elsewhere in ("https://evil.example", "//evil.example", "/\\evil.example"):
+    for elsewhere in ("https://evil.example", "//evil.example", "/\\evil.example", "/\t/evil"):
         away = await client.get("/language/nl", params={"next": elsewhere})
         assert away.headers["location"] == "/"
     assert '<html lang="nl">' in (await client.get("/login")).text
