@@ -228,6 +228,26 @@ def test_api_and_workers_can_be_scaled(stack: dict[str, Any]) -> None:
     assert proxy["ports"] == ["8080:8080"]
 
 
+def test_the_proxy_writes_the_caddyfile_it_then_runs(stack: dict[str, Any], tmp_path: Path) -> None:
+    proxy = stack["services"]["proxy"]
+    assert proxy["entrypoint"] == ["/bin/sh", "-c"]
+    script = proxy["command"][0].replace("/etc/caddy/", f"{tmp_path}/")
+    # Stand in for caddy: print the arguments it would get.
+    script = script.replace("exec caddy run", "exec echo caddy run")
+    ran = subprocess.run(["/bin/sh", "-c", script], capture_output=True, text=True, check=True)
+    assert ran.stdout.split() == [
+        "caddy",
+        "run",
+        "--config",
+        f"{tmp_path}/Caddyfile",
+        "--adapter",
+        "caddyfile",
+    ]
+    caddyfile = (tmp_path / "Caddyfile").read_text()
+    assert caddyfile.startswith(":8080 {\n\treverse_proxy {\n")
+    assert caddyfile.count("{") == caddyfile.count("}")
+
+
 def test_hub_processes_share_the_database_redis_mail_and_document_store(
     stack: dict[str, Any],
 ) -> None:
