@@ -13,16 +13,20 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
+import sqlalchemy as sa
+from sqlalchemy import bindparam, case, update
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import Database, utcnow
 from hub.events.fanout import Broker
 from hub.messages.service import record_fallback, route, send_to_party
-from hub.models import Case, Message, OutboxItem, Party
+from hub.models import Case, Message, Notice, OutboxItem, Party
 from hub.notices.escalation import escalate_unread_notices
 from hub.notices.jobs import process_notice_jobs
 from hub.notices.service import notice_status_from_outbox, release_held_notices
@@ -36,6 +40,15 @@ log = logging.getLogger("hub.delivery")
 
 CLAIM_SECONDS = 120
 MAX_ATTEMPTS = 8
+# Sends at once per channel (HUB_DELIVERY_CONCURRENCY), and rows a worker round takes per
+# concurrent send: a round of a busy worker stays well under a second or two.
+CONCURRENCY = 16
+ROUND_ROWS_PER_SEND = 50
+CLAIM_CHUNK = 50  # rows claimed at a time, at least
+# Messages handed over but not yet recorded, per concurrent send: the more, the larger the
+# batches in which outcomes are recorded, and the more a crash may send twice.
+UNRECORDED_PER_SEND = 4
+GRACE_SECONDS = 10.0  # for sends under way to finish when the worker is stopped
 
 
 def backoff(attempts: int) -> dt.timedelta:
@@ -46,56 +59,82 @@ def backoff(attempts: int) -> dt.timedelta:
 async def claim_due(
     database: Database, *, limit: int = 20, claim_seconds: float = CLAIM_SECONDS
 ) -> list[Outbound]:
-    """Mark up to ``limit`` due rows as claimed by this worker and return what to send.
+    """Mark up to ``limit`` due rows as claimed by this worker and return what to send,
+    oldest due first.
 
     A claim lasts ``claim_seconds``: long enough to send the batch, after which the rows of
-    a worker that died are due again for another.
+    a worker that died are due again for another. One statement claims and returns them.
     """
     now = utcnow()
-    async with database.session() as session:
-        query = (
-            select(OutboxItem)
-            # A row "sending" with a provider id is with the provider (a text awaiting its
-            # status callback, a letter in the print queue): only rows not handed over are due.
-            .where(
-                or_(
-                    col(OutboxItem.status) == "pending",
-                    and_(
-                        col(OutboxItem.status) == "sending",
-                        col(OutboxItem.provider_id).is_(None),
-                    ),
-                )
+    due = (
+        select(col(OutboxItem.id))
+        # A row "sending" with a provider id is with the provider (a text awaiting its
+        # status callback, a letter in the print queue): only rows not handed over are due.
+        .where(
+            or_(
+                col(OutboxItem.status) == "pending",
+                and_(
+                    col(OutboxItem.status) == "sending",
+                    col(OutboxItem.provider_id).is_(None),
+                ),
             )
-            .where(OutboxItem.next_attempt_at <= now)
-            .where(
-                or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now)
-            )
-            .order_by(col(OutboxItem.next_attempt_at))
-            .limit(limit)
         )
-        if database.dialect == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        items = list((await session.exec(query)).all())
-        for item in items:
-            item.status = "sending"
-            item.claimed_until = now + dt.timedelta(seconds=claim_seconds)
-            item.updated_at = now
-            session.add(item)
-        return [
-            Outbound(
-                id=i.id,
-                channel=i.channel,
-                recipient=i.recipient,
-                subject=i.subject,
-                body=i.body,
-                language=i.language,
-                template=i.template,
-                case_id=i.case_id,
-                party_id=i.party_id,
-                context=dict(i.meta),
-            )
-            for i in items
-        ]
+        .where(OutboxItem.next_attempt_at <= now)
+        .where(or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now))
+        .order_by(col(OutboxItem.next_attempt_at))
+        .limit(limit)
+    )
+    if database.dialect == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claim = (
+        update(OutboxItem)
+        .where(col(OutboxItem.id).in_(due))
+        .values(
+            status="sending",
+            claimed_until=now + dt.timedelta(seconds=claim_seconds),
+            updated_at=now,
+        )
+        .returning(
+            col(OutboxItem.id),
+            col(OutboxItem.channel),
+            col(OutboxItem.recipient),
+            col(OutboxItem.subject),
+            col(OutboxItem.body),
+            col(OutboxItem.language),
+            col(OutboxItem.template),
+            col(OutboxItem.case_id),
+            col(OutboxItem.party_id),
+            col(OutboxItem.meta),
+            col(OutboxItem.next_attempt_at),
+        )
+    )
+    async with database.session() as session:
+        connection = await session.connection()
+        rows = (await connection.execute(claim)).all()
+    return [
+        Outbound(
+            id=row.id,
+            channel=row.channel,
+            recipient=row.recipient,
+            subject=row.subject,
+            body=row.body,
+            language=row.language,
+            template=row.template,
+            case_id=row.case_id,
+            party_id=row.party_id,
+            context=dict(row.meta),
+        )
+        for row in sorted(rows, key=lambda row: row.next_attempt_at)
+    ]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to: the provider's report, or the error that left none."""
+
+    item_id: uuid.UUID
+    report: DeliveryReport | None
+    error: str | None = None
 
 
 async def record(
@@ -111,32 +150,105 @@ async def record(
     A bounce (permanent failure) of a message to a party on a case passes it to the next
     channel of email → SMS → letter, recorded on the case.
     """
-    now = utcnow()
     async with database.session() as session:
-        item = await session.get(OutboxItem, item_id)
-        if item is None:
+        await apply_outcomes(session, [Outcome(item_id, report, error)], broker=broker)
+
+
+async def record_many(
+    database: Database, outcomes: Sequence[Outcome], *, broker: Broker | None = None
+) -> None:
+    """Write several outcomes in one transaction, each as :func:`record` writes it.
+
+    If that transaction fails, each outcome is written in one of its own, so that one which
+    cannot be written holds up none of the others; that one's row stays claimed, and is
+    sent again once the claim expires.
+    """
+    try:
+        async with database.session() as session:
+            await apply_outcomes(session, outcomes, broker=broker)
+        return
+    except Exception as failure:
+        if len(outcomes) == 1:
+            log.error(
+                "recording delivery %s failed (%s); it is sent again when its claim expires",
+                outcomes[0].item_id,
+                type(failure).__name__,
+            )
             return
-        item.attempts += 1
-        item.claimed_until = None
-        item.updated_at = now
-        if report is not None:
-            # A callback (or a posted letter) may have written the final status already.
-            accepted_late = report.status == "sending" and item.status != "sending"
-            item.status = item.status if accepted_late else report.status
-            item.provider = report.provider
-            item.provider_id = report.provider_id
-            item.last_error = report.detail
-        elif item.attempts >= MAX_ATTEMPTS:
-            item.status = "technical-failure"
-            item.last_error = error
-        else:
-            item.status = "sending"
-            item.last_error = error
-            item.next_attempt_at = now + backoff(item.attempts)
-        session.add(item)
+    for outcome in outcomes:
+        await record_many(database, [outcome], broker=broker)
+
+
+async def apply_outcomes(
+    session: AsyncSession, outcomes: Sequence[Outcome], *, broker: Broker | None
+) -> None:
+    """Write ``outcomes`` in ``session``: the outbox rows with a statement per kind of
+    change, then, one by one, the rows that have more to update (a message, a notice, a
+    fallback). The rows of the message and the notice are read in advance, all at once."""
+    now = utcnow()
+    connection = await session.connection()
+    query = sa.select(
+        col(OutboxItem.id),
+        col(OutboxItem.status),
+        col(OutboxItem.attempts),
+        col(OutboxItem.message_id),
+        col(OutboxItem.notice_id),
+    ).where(col(OutboxItem.id).in_([outcome.item_id for outcome in outcomes]))
+    current = {row.id: row for row in (await connection.execute(query)).all()}
+    changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    more: list[uuid.UUID] = []
+    for outcome in outcomes:
+        row = current.get(outcome.item_id)
+        if row is None:
+            continue
+        change = outcome_columns(row.status, row.attempts, outcome, now)
+        changes.setdefault(tuple(sorted(change)), []).append({"row_id": row.id, **change})
+        status = change.get("status", row.status)
+        if row.message_id or row.notice_id or status == "permanent-failure":
+            more.append(row.id)
+    for columns, values in changes.items():
+        statement = (
+            update(OutboxItem)
+            .where(col(OutboxItem.id) == bindparam("row_id"))
+            .values({name: bindparam(name) for name in columns})
+        )
+        await connection.execute(statement, values)
+    if not more:
+        return
+    items = (await session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(more)))).all()
+    message_ids = [i.message_id for i in items if i.message_id is not None]
+    notice_ids = [i.notice_id for i in items if i.notice_id is not None]
+    if message_ids:
+        await session.exec(select(Message).where(col(Message.id).in_(message_ids)))
+    if notice_ids:
+        await session.exec(select(Notice).where(col(Notice.id).in_(notice_ids)))
+    for item in sorted(items, key=lambda i: more.index(i.id)):
         await show_on_message(session, item)
         if item.status == "permanent-failure":
             await fall_back(session, item, broker=broker)
+
+
+def outcome_columns(
+    status: str, attempts: int, outcome: Outcome, now: dt.datetime
+) -> dict[str, Any]:
+    """The columns of an outbox row that ``outcome`` changes, with their new values."""
+    change: dict[str, Any] = {"attempts": attempts + 1, "claimed_until": None, "updated_at": now}
+    report = outcome.report
+    if report is not None:
+        # A callback (or a posted letter) may have written the final status already.
+        if not (report.status == "sending" and status != "sending"):
+            change["status"] = report.status
+        change["provider"] = report.provider
+        change["provider_id"] = report.provider_id
+        change["last_error"] = report.detail
+    elif attempts + 1 >= MAX_ATTEMPTS:
+        change["status"] = "technical-failure"
+        change["last_error"] = outcome.error
+    else:
+        change["status"] = "sending"
+        change["last_error"] = outcome.error
+        change["next_attempt_at"] = now + backoff(attempts + 1)
+    return change
 
 
 async def show_on_message(session: AsyncSession, item: OutboxItem) -> None:
@@ -187,6 +299,179 @@ async def fall_back(session: AsyncSession, item: OutboxItem, *, broker: Broker |
     )
 
 
+async def release(database: Database, item_ids: Sequence[uuid.UUID]) -> None:
+    """Give up the claim on rows that were not sent, so that any worker takes them at once;
+    a row never tried is ``pending`` again."""
+    if not item_ids:
+        return
+    async with database.session() as session:
+        connection = await session.connection()
+        await connection.execute(
+            update(OutboxItem)
+            .where(col(OutboxItem.id).in_(item_ids))
+            .values(
+                claimed_until=None,
+                status=case((col(OutboxItem.attempts) == 0, "pending"), else_=OutboxItem.status),
+                updated_at=utcnow(),
+            )
+        )
+
+
+async def attempt(adapters: AdapterRegistry, message: Outbound) -> Outcome:
+    """Hand ``message`` to its channel's adapter; what came of it."""
+    adapter = adapters.get(message.channel)
+    if adapter is None:
+        detail = f"no adapter for channel {message.channel}"
+        return Outcome(message.id, DeliveryReport("permanent-failure", "none", detail=detail))
+    try:
+        report = await adapter.send(message)
+    except TemporaryFailure as failure:
+        return Outcome(message.id, None, str(failure)[:1000])
+    except Exception as failure:
+        log.warning(
+            "delivery %s via %s failed: %s", message.id, message.channel, type(failure).__name__
+        )
+        return Outcome(message.id, None, type(failure).__name__)
+    return Outcome(message.id, report)
+
+
+@runtime_checkable
+class Pooling(Protocol):
+    """An adapter that keeps connections open between sends (the SMTP adapter)."""
+
+    async def close(self) -> None:
+        """End the connections left open."""
+        ...
+
+
+class Round:
+    """One call of :func:`deliver_once`: claim, send, record, as a pipeline.
+
+    Rows are claimed in chunks, the next one when half of the last has started, so sends
+    never wait for a claim. Each row is sent by a task of its own, at most ``concurrency``
+    per channel at once. Outcomes are recorded by one task, in batches: whatever finished
+    while the previous batch was being written, so the cost of a transaction is shared.
+    A send may start only while fewer than ``2 * concurrency`` messages are handed over and
+    not yet recorded — the most that a crash can make go twice.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        adapters: AdapterRegistry,
+        *,
+        broker: Broker | None,
+        concurrency: int,
+        stop: asyncio.Event,
+        grace_seconds: float,
+    ) -> None:
+        self.database = database
+        self.adapters = adapters
+        self.broker = broker
+        self.concurrency = concurrency
+        self.stop = stop
+        self.grace_seconds = grace_seconds
+        self.sending: dict[str, asyncio.Semaphore] = {}
+        self.unrecorded = asyncio.Semaphore(UNRECORDED_PER_SEND * concurrency)
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.outcomes: list[Outcome] = []
+        self.outcome_ready = asyncio.Event()
+        self.progress = asyncio.Event()
+        self.begun = 0  # rows whose send started, or which were set aside unsent
+        self.attempted = 0
+        self.unsent: list[uuid.UUID] = []
+        self.drained = False
+        self.closing = False
+
+    async def run(self, limit: int, claim_seconds: float) -> int:
+        watcher = asyncio.create_task(self.watch_stop())
+        recorder = asyncio.create_task(self.record_outcomes())
+        try:
+            await self.claim(limit, claim_seconds)
+        finally:
+            try:
+                if self.tasks:
+                    await asyncio.wait(self.tasks)
+            finally:
+                watcher.cancel()
+                self.closing = True
+                self.outcome_ready.set()
+                await recorder
+                await release(self.database, self.unsent)
+        return self.attempted
+
+    async def claim(self, limit: int, claim_seconds: float) -> None:
+        chunk = min(limit, max(CLAIM_CHUNK, 4 * self.concurrency))
+        claimed = 0
+        while claimed < limit and not self.stop.is_set():
+            while claimed - self.begun > chunk // 2 and not self.stop.is_set():
+                self.progress.clear()
+                await self.progress.wait()
+            if self.stop.is_set():
+                return
+            wanted = min(chunk, limit - claimed)
+            batch = await claim_due(self.database, limit=wanted, claim_seconds=claim_seconds)
+            claimed += len(batch)
+            for message in batch:
+                task = asyncio.create_task(self.deliver(message))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+            if len(batch) < wanted:
+                self.drained = True
+                return
+
+    async def deliver(self, message: Outbound) -> None:
+        sending = False
+        channel = self.sending.setdefault(message.channel, asyncio.Semaphore(self.concurrency))
+        try:
+            async with channel:
+                await self.unrecorded.acquire()
+                self.begun += 1
+                self.progress.set()
+                if self.stop.is_set():
+                    self.unrecorded.release()
+                    self.unsent.append(message.id)
+                    return
+                sending = True
+                self.attempted += 1
+                outcome = await attempt(self.adapters, message)
+        except asyncio.CancelledError:
+            if sending:
+                # Cut off by the end of the grace period: whether the provider took it is
+                # unknown, so it is tried again after the backoff, like any temporary failure.
+                self.add(Outcome(message.id, None, "cut off: the worker was stopping"))
+            else:
+                self.begun += 1
+                self.unsent.append(message.id)
+            raise
+        self.add(outcome)
+
+    def add(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        self.outcome_ready.set()
+
+    async def record_outcomes(self) -> None:
+        while True:
+            await self.outcome_ready.wait()
+            self.outcome_ready.clear()
+            while self.outcomes:
+                batch, self.outcomes = self.outcomes, []
+                try:
+                    await record_many(self.database, batch, broker=self.broker)
+                finally:
+                    for _ in batch:
+                        self.unrecorded.release()
+            if self.closing:
+                return
+
+    async def watch_stop(self) -> None:
+        await self.stop.wait()
+        self.progress.set()  # the claimer stops waiting for sends to start
+        await asyncio.sleep(self.grace_seconds)
+        for task in list(self.tasks):
+            task.cancel()
+
+
 async def deliver_once(
     database: Database,
     adapters: AdapterRegistry,
@@ -194,35 +479,39 @@ async def deliver_once(
     limit: int = 20,
     broker: Broker | None = None,
     claim_seconds: float = CLAIM_SECONDS,
+    concurrency: int = 1,
+    stop: asyncio.Event | None = None,
+    grace_seconds: float = GRACE_SECONDS,
 ) -> int:
-    """Send what is due now; returns how many rows were attempted."""
-    batch = await claim_due(database, limit=limit, claim_seconds=claim_seconds)
-    for message in batch:
-        adapter = adapters.get(message.channel)
-        if adapter is None:
-            await record(
-                database,
-                message.id,
-                DeliveryReport(
-                    status="permanent-failure",
-                    provider="none",
-                    detail=f"no adapter for channel {message.channel}",
-                ),
-                broker=broker,
-            )
-            continue
-        try:
-            report = await adapter.send(message)
-        except TemporaryFailure as failure:
-            await record(database, message.id, None, error=str(failure)[:1000], broker=broker)
-        except Exception as failure:
-            log.warning(
-                "delivery %s via %s failed: %s", message.id, message.channel, type(failure).__name__
-            )
-            await record(database, message.id, None, error=type(failure).__name__, broker=broker)
-        else:
-            await record(database, message.id, report, broker=broker)
-    return len(batch)
+    """Send up to ``limit`` due rows, ``concurrency`` at a time per channel; returns how many
+    were attempted. The session is closed during every send (:class:`Round` has the how).
+
+    When ``stop`` is set, nothing more starts: the sends under way get ``grace_seconds`` to
+    finish, a send still running after that is cut off and retried later (as a temporary
+    failure), and rows claimed but not yet sent are released for another worker at once.
+    Adapters that keep connections open close them when the outbox is empty or on a stop.
+    """
+    stop = stop or asyncio.Event()
+    delivery = Round(
+        database,
+        adapters,
+        broker=broker,
+        concurrency=max(1, concurrency),
+        stop=stop,
+        grace_seconds=grace_seconds,
+    )
+    try:
+        return await delivery.run(limit, claim_seconds)
+    finally:
+        if delivery.drained or stop.is_set():
+            await close_connections(adapters)
+
+
+async def close_connections(adapters: AdapterRegistry) -> None:
+    for channel in adapters.channels:
+        adapter = adapters.get(channel)
+        if isinstance(adapter, Pooling):
+            await adapter.close()
 
 
 @dataclass
@@ -239,6 +528,12 @@ class Worker:
     # For bulk notice jobs: the public URL (links in mails) and the store holding the files.
     base_url: str = ""
     document_store: Path | None = None
+    # Sends at once per channel; a round takes ROUND_ROWS_PER_SEND rows per send at most.
+    concurrency: int = CONCURRENCY
+    # When stopped: how long the sends under way may take to finish.
+    grace_seconds: float = GRACE_SECONDS
+    # Set by ``run``'s stop: the round under way stops starting sends (see deliver_once).
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def run_once(self) -> int:
         fired = await fire_due_timers(
@@ -247,7 +542,14 @@ class Worker:
         fired += await release_held_notices(self.database)
         fired += await escalate_unread_notices(self.database, timezone=self.timezone)
         delivered = await deliver_once(
-            self.database, self.adapters, broker=self.broker, claim_seconds=self.claim_seconds
+            self.database,
+            self.adapters,
+            broker=self.broker,
+            claim_seconds=self.claim_seconds,
+            limit=ROUND_ROWS_PER_SEND * self.concurrency,
+            concurrency=self.concurrency,
+            stop=self.stopping,
+            grace_seconds=self.grace_seconds,
         )
         delivered += await deliver_webhooks(self.database)
         if self.document_store is not None:
@@ -261,6 +563,16 @@ class Worker:
         return fired + delivered
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Rounds until ``stop`` is set, then a graceful end: sends under way finish (within
+        ``grace_seconds``), what was claimed and not sent is released for other workers, and
+        open connections to providers are closed."""
+        self.stopping = stop
+        try:
+            await self._rounds(stop)
+        finally:
+            await close_connections(self.adapters)
+
+    async def _rounds(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 busy = await self.run_once()

@@ -1,5 +1,6 @@
 """A delivery worker process for the crash test: the real worker loop, with an adapter whose
-"provider" is a file at the receiving end — one line per message handed over.
+"provider" is a file at the receiving end — one line per message handed over. It sends
+``CONCURRENCY`` messages at once.
 
     python tests/delivery/receiving_worker.py DATABASE_URL RECEIVED_FILE
 """
@@ -13,6 +14,8 @@ import sys
 from hub.db import Database
 from hub.delivery.worker import deliver_once
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound
+
+CONCURRENCY = 4
 
 
 class ReceivingEnd:
@@ -34,7 +37,10 @@ async def main(url: str, received: str) -> None:
     adapters.register(ReceivingEnd(received))
     print("ready", flush=True)
     while True:
-        if not await deliver_once(database, adapters, limit=25, claim_seconds=1.0):
+        sent = await deliver_once(
+            database, adapters, limit=25, claim_seconds=1.0, concurrency=CONCURRENCY
+        )
+        if not sent:
             await asyncio.sleep(0.05)
 
 

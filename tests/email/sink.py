@@ -40,11 +40,16 @@ class Received:
 
 @dataclass
 class SmtpSink:
+    """``gate``, when given, holds every DATA until it is set: a slow server, for tests of
+    what happens to mail under way; ``receiving`` counts the mails held or taken so far."""
+
     rcpt_reply: str = "250 OK"
     data_reply: str = "250 OK: queued"
     received: list[Received] = field(default_factory=list)
     port: int = 0
     server: asyncio.Server | None = None
+    gate: asyncio.Event | None = None
+    receiving: int = 0
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -54,6 +59,9 @@ class SmtpSink:
         return self.rcpt_reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.receiving += 1
+        if self.gate is not None:
+            await self.gate.wait()
         if self.data_reply.startswith("250"):
             raw = envelope.original_content or b""
             assert isinstance(raw, bytes)
