@@ -209,6 +209,12 @@ class Settings(BaseSettings):
         description="Bearer token Prometheus sends to GET /metrics. Unset: /metrics is open in "
         "development and test, and off (404) in production.",
     )
+    metrics_finished_seconds: float = Field(
+        60,
+        ge=0,
+        description="How often a process counts the finished deliveries for /metrics (a read "
+        "of the whole outbox); unfinished ones are counted on every scrape.",
+    )
 
     @property
     def development(self) -> bool:

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from hub.dependencies import SettingsDep
 from hub.errors import NotAuthenticated, NotFound
-from hub.observability.metrics import exposition, read_database_figures
+from hub.observability.metrics import FinishedCounts, exposition, read_database_figures
 
 router = APIRouter(tags=["operations"])
 
@@ -31,7 +31,13 @@ async def metrics(request: Request, settings: SettingsDep) -> Response:
             raise NotAuthenticated(
                 "Send the metrics token as Authorization: Bearer <HUB_METRICS_TOKEN>."
             )
-    figures = await read_database_figures(request.app.state.database)
+    state = request.app.state
+    finished: FinishedCounts | None = getattr(state, "metrics_finished_counts", None)
+    if finished is None:
+        finished = state.metrics_finished_counts = FinishedCounts()
+    figures = await read_database_figures(
+        state.database, finished, settings.metrics_finished_seconds
+    )
     return Response(
         exposition(figures),
         media_type=CONTENT_TYPE_LATEST,

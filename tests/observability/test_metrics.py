@@ -14,7 +14,8 @@ from hub.app import create_app
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.events.service import Actor, append_event
-from hub.models import Document, NoticeJob, Timer
+from hub.models import Document, NoticeJob, OutboxItem, Timer
+from hub.observability.metrics import FinishedCounts, read_database_figures
 from tests.builders import bearer, make_agency, make_case, make_party, token_for
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -189,3 +190,31 @@ async def test_a_staff_token_does_not_open_metrics_when_a_token_is_set(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as client:
             assert (await client.get("/metrics", headers=bearer(citizen))).status_code == 401
+
+
+async def test_finished_deliveries_are_counted_at_most_so_often_unfinished_ones_always(
+    database: Database,
+) -> None:
+    async with database.session() as session:
+        party = await make_party(session, "Jan Jansen", email="jan@example.nl")
+    finished = FinishedCounts()
+
+    def row(status: str) -> OutboxItem:
+        return OutboxItem(
+            party_id=party.id,
+            channel="email",
+            recipient="jan@example.nl",
+            template="reply",
+            body="-",
+            status=status,
+        )
+
+    first = await read_database_figures(database, finished, max_age=3600)
+    async with database.session() as session:
+        session.add_all([row("delivered"), row("pending")])
+    cached = await read_database_figures(database, finished, max_age=3600)
+    fresh = await read_database_figures(database, finished, max_age=0)
+
+    assert first.deliveries == {}
+    assert cached.deliveries == {("email", "pending"): 1}
+    assert fresh.deliveries == {("email", "pending"): 1, ("email", "delivered"): 1}
