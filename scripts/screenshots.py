@@ -62,13 +62,13 @@ async def citizen_pages(browser: Browser, base_url: str, out: Path, lang: str) -
     await page.click("form.form button[type=submit]")
     await page.wait_for_url("**/my-cases")
     await shoot(page, out, f"{lang}-my-cases")
-    waiting = page.locator("li.your-turn h2 a").first
+    waiting = page.locator("li.your-turn h3 a").first
     if await waiting.count():
         await waiting.click()
         await page.wait_for_selector(".tracker")
         await shoot(page, out, f"{lang}-case-your-turn")
         await page.goto("/my-cases")
-    await page.locator("ul.cards li:not(.your-turn) h2 a").first.click()
+    await page.locator("ul.cards li:not(.your-turn) h3 a").first.click()
     await page.wait_for_selector(".tracker")
     await shoot(page, out, f"{lang}-case")
     await context.close()

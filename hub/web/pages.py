@@ -114,6 +114,19 @@ def render(
     return response
 
 
+def set_language_cookie(response: Response, lang: str, settings: Settings) -> None:
+    """Remember the browser's language for a year."""
+    response.set_cookie(
+        LANGUAGE_COOKIE,
+        language(lang),
+        max_age=365 * 24 * 3600,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.cookie_secure,
+    )
+
+
 class LoginRequired(Exception):
     """The page needs someone logged in (of another kind than the browser's session)."""
 
@@ -210,17 +223,8 @@ async def home(viewer: PageViewer) -> RedirectResponse:
 @router.get("/language/{lang}", response_class=RedirectResponse, status_code=303)
 async def switch_language(lang: str, request: Request, next: str | None = None) -> RedirectResponse:
     """Show the pages in ``lang`` (nl or en) from now on, starting with the page ``next``."""
-    settings: Settings = request.app.state.settings
     response = RedirectResponse(local_path(next, "/"), status_code=303)
-    response.set_cookie(
-        LANGUAGE_COOKIE,
-        language(lang),
-        max_age=365 * 24 * 3600,
-        path="/",
-        httponly=True,
-        samesite="lax",
-        secure=settings.cookie_secure,
-    )
+    set_language_cookie(response, language(lang), request.app.state.settings)
     return response
 
 

@@ -35,8 +35,8 @@ from hub.documents.service import (
 )
 from hub.errors import InvalidInput, NotAuthenticated
 from hub.messages.thread import read_thread
-from hub.models import Agency, Case, StaffMember
-from hub.web.i18n import mark
+from hub.models import Agency, Case, Party, StaffMember
+from hub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, mark
 from hub.web.pages import (
     CITIZEN_LOGIN,
     STAFF_LOGIN,
@@ -46,6 +46,7 @@ from hub.web.pages import (
     page_language,
     page_router,
     render,
+    set_language_cookie,
 )
 from hub.web.security import CSRF_FIELD, check_csrf
 from journeys.catalog import Catalog
@@ -150,7 +151,7 @@ async def log_in(request: Request, session: SessionDep, settings: SettingsDep) -
     address = fields.get("address", "").strip()[:200]
     code = "".join(fields.get("code", "").split())[:20]
     try:
-        _, token = await verify_login_code(
+        login, token = await verify_login_code(
             session, email_or_phone=address, code=code, settings=settings
         )
     except (NotAuthenticated, InvalidInput):
@@ -159,6 +160,11 @@ async def log_in(request: Request, session: SessionDep, settings: SettingsDep) -
         )
     response = RedirectResponse(next_page, status_code=303)
     set_session_cookie(response, token, settings)
+    if LANGUAGE_COOKIE not in request.cookies:
+        # Until the browser chose a language, pages speak the one the citizen told us.
+        party = await session.get(Party, login.subject_id)
+        if party is not None and party.preferred_language in LANGUAGES:
+            set_language_cookie(response, party.preferred_language, settings)
     return response
 
 
@@ -195,11 +201,11 @@ async def my_cases(
     catalog: CatalogDep,
     settings: SettingsDep,
 ) -> Response:
-    """Every case of the citizen, whichever agency has it, newest first, each with where it
-    stands and whether the citizen has to do something."""
+    """Every case of the citizen, whichever agency has it: first those waiting for the
+    citizen, then those running, then those finished, newest first in each."""
     assert viewer.party_id is not None
     lang = page_language(request)
-    rows = []
+    rows: list[dict[str, Any]] = []
     own = await cases.cases_of_party(session, viewer.party_id)
     agencies = await _agency_names(session, {case.agency_id for case in own})
     for case in own:
@@ -211,7 +217,14 @@ async def my_cases(
                 "view": cases.case_status(catalog, case, lang=lang, timezone=settings.timezone),
             }
         )
-    return render(request, "pages/my_cases.html", {"rows": rows}, viewer=viewer)
+    groups = {
+        "todo": [row for row in rows if row["view"].turn == "citizen"],
+        "running": [
+            row for row in rows if row["view"].turn != "citizen" and row["view"].status != "closed"
+        ],
+        "finished": [row for row in rows if row["view"].status == "closed"],
+    }
+    return render(request, "pages/my_cases.html", {"rows": rows, "groups": groups}, viewer=viewer)
 
 
 async def _case_page(
@@ -232,6 +245,7 @@ async def _case_page(
     context: dict[str, Any] = {
         "case": case,
         "title": definition.title.get(lang),
+        "started_on": cases.state_of(case).started_on,
         "view": cases.case_status(catalog, case, lang=lang, timezone=settings.timezone),
         "agency": agency.name if agency else case.agency_id,
         "contact": owner.display_name if owner else None,

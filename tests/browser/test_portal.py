@@ -74,7 +74,7 @@ async def test_a_citizen_logs_in_finds_his_case_and_sends_the_document_by_keyboa
     await expect(page.locator("li.card")).to_have_count(3)
     await expect(page.locator("li.your-turn")).to_have_count(1)
 
-    await tab_to(page, "li.your-turn h2 a")
+    await tab_to(page, "li.your-turn h3 a")
     await page.keyboard.press("Enter")
     await expect(page).to_have_url(re.compile(f"/cases/{hub.world.waiting_case_id}$"))
     await expect(page.locator(".tracker [aria-current=step]")).to_contain_text("Vraag ontvangen")

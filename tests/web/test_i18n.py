@@ -36,6 +36,7 @@ def test_every_text_on_the_pages_has_a_dutch_translation() -> None:
         msgid
         for msgid in found
         if msgid not in dutch
+        or dutch[msgid].fuzzy  # a guess by pybabel update: the pages do not show it
         or not dutch[msgid].string
         or (isinstance(dutch[msgid].string, tuple) and not all(dutch[msgid].string))
     )

@@ -17,6 +17,7 @@ from hub.db import Database
 from hub.delivery.worker import deliver_once
 from hub.models import AccessLogEntry, Case, Document
 from hub.web.security import CONTENT_SECURITY_POLICY
+from tests.builders import make_party
 from tests.web.routes import html_pages, page_forms
 from tests.web.world import (
     MAIL_BODY,
@@ -313,3 +314,18 @@ async def test_the_language_switch_stays_on_this_site(client: httpx.AsyncClient)
         away = await client.get("/language/nl", params={"next": elsewhere})
         assert away.headers["location"] == "/"
     assert '<html lang="nl">' in (await client.get("/login")).text
+
+
+async def test_pages_speak_the_citizens_language_until_the_browser_chooses(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    async with database.session() as session:
+        await make_party(session, "Maria Pereira", email="maria@example.nl", language="en")
+    await log_in_citizen(client, database, settings, "maria@example.nl")
+    page = await client.get("/my-cases")
+    assert '<html lang="en">' in page.text and "You have no cases yet." in page.text
+
+    client.cookies.clear()
+    await client.get("/language/nl")
+    await log_in_citizen(client, database, settings, "maria@example.nl")
+    assert '<html lang="nl">' in (await client.get("/my-cases")).text
