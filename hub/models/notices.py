@@ -67,9 +67,12 @@ class Notice(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("agency_id", "dedupe_key"),)
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
-    agency_id: str = Field(foreign_key="agency.id", index=True, max_length=64)
+    # A bulk job writes a million of these: agency, topic and job carry no foreign key (each
+    # would cost every row a lookup, for rows that are never deleted and that the hub itself
+    # names), and the agency is looked up through the (agency_id, dedupe_key) index.
+    agency_id: str = Field(max_length=64)
     party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id", index=True)
-    topic_id: int = Field(foreign_key="consent_topic.id", index=True)
+    topic_id: int = Field(index=True)
     template_code: str = Field(max_length=100)
     personalisation: dict[str, Any] = json_column()
     journey_id: str | None = Field(default=None, max_length=100)
@@ -86,7 +89,7 @@ class Notice(SQLModel, table=True):
     channel: str | None = Field(default=None, max_length=20)
     subject: str = Field(default="", max_length=300)
     body: str = ""
-    job_id: uuid.UUID | None = Field(default=None, foreign_key="notice_job.id", index=True)
+    job_id: uuid.UUID | None = None
     job_row: int | None = None
     read_at: dt.datetime | None = timestamp(nullable=True)
     escalated_at: dt.datetime | None = timestamp(nullable=True)

@@ -20,8 +20,10 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
+import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -159,6 +161,8 @@ async def _recipients(
     """The batch's parties by BSN and by KvK number, with their usable addresses."""
     bsns = sorted({r.notice.bsn for r in rows if r.notice.bsn})
     kvks = sorted({r.notice.kvk_number for r in rows if r.notice.kvk_number})
+    if connection.dialect.name == "postgresql":
+        return await _recipients_postgres(connection, bsns, kvks)
     columns = (
         col(Party.id),
         col(Party.bsn),
@@ -208,6 +212,56 @@ async def _recipients(
     return by_bsn, by_kvk
 
 
+async def _recipients_postgres(
+    connection: AsyncConnection, bsns: list[str], kvks: list[str]
+) -> tuple[dict[str, Recipient], dict[str, Recipient]]:
+    """As ``_recipients``, in one query with array parameters."""
+    raw = await _driver(connection)
+    found = await raw.fetch(
+        """
+        SELECT p.id, p.bsn, p.kvk_number, p.name, p.preferred_channel, p.preferred_language,
+               p.needs, p.postal_address,
+               (SELECT a.value FROM digital_address a
+                 WHERE a.party_id = p.id AND a.kind = 'email'
+                   AND a.verified_at IS NOT NULL AND a.opted_out_at IS NULL
+                 ORDER BY a.created_at LIMIT 1) AS email,
+               (SELECT a.value FROM digital_address a
+                 WHERE a.party_id = p.id AND a.kind = 'phone'
+                   AND a.verified_at IS NOT NULL AND a.opted_out_at IS NULL
+                 ORDER BY a.created_at LIMIT 1) AS sms
+          FROM party p
+         WHERE p.bsn = ANY($1::varchar[]) OR p.kvk_number = ANY($2::varchar[])
+        """,
+        bsns,
+        kvks,
+    )
+    by_bsn: dict[str, Recipient] = {}
+    by_kvk: dict[str, Recipient] = {}
+    for row in found:
+        needs = row["needs"]
+        recipient = Recipient(
+            id=row["id"],
+            name=row["name"],
+            preferred_channel=row["preferred_channel"],
+            language=row["preferred_language"] if row["preferred_language"] in LANGUAGES else "nl",
+            needs=tuple(json.loads(needs) if isinstance(needs, str) else needs or ()),
+            postal_address=row["postal_address"],
+            addresses={c: row[c] for c in ("email", "sms") if row[c] is not None},
+        )
+        if row["bsn"]:
+            by_bsn[row["bsn"]] = recipient
+        if row["kvk_number"]:
+            by_kvk[row["kvk_number"]] = recipient
+    return by_bsn, by_kvk
+
+
+async def _driver(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under SQLAlchemy's, in the same transaction."""
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    return raw
+
+
 async def _consents(
     connection: AsyncConnection, party_ids: Sequence[uuid.UUID], topic_ids: set[int]
 ) -> dict[tuple[uuid.UUID, int], bool]:
@@ -215,6 +269,18 @@ async def _consents(
     answers: dict[tuple[uuid.UUID, int], bool] = {}
     if not topic_ids:
         return answers
+    if connection.dialect.name == "postgresql":
+        found = await (await _driver(connection)).fetch(
+            """
+            SELECT DISTINCT ON (party_id, topic_id) party_id, topic_id, granted
+              FROM consent
+             WHERE party_id = ANY($1::uuid[]) AND topic_id = ANY($2::int[])
+             ORDER BY party_id, topic_id, recorded_at DESC, id DESC
+            """,
+            list(party_ids),
+            sorted(topic_ids),
+        )
+        return {(row["party_id"], row["topic_id"]): row["granted"] for row in found}
     for chunk in _chunks(party_ids):
         query = (
             sa.select(col(Consent.party_id), col(Consent.topic_id), col(Consent.granted))
@@ -237,6 +303,19 @@ async def _sent_today(
     """Per party, the notices of the agency that count towards today's cap (``sent_today``)."""
     since = start_of_local_day(local_date(now, timezone), timezone)
     counts: dict[uuid.UUID, int] = {}
+    if connection.dialect.name == "postgresql":
+        found = await (await _driver(connection)).fetch(
+            """
+            SELECT party_id, count(*) AS sent FROM notice
+             WHERE agency_id = $1 AND party_id = ANY($2::uuid[]) AND created_at >= $3
+               AND status <> 'not-sent'
+             GROUP BY party_id
+            """,
+            agency_id,
+            list(party_ids),
+            since,
+        )
+        return {row["party_id"]: row["sent"] for row in found}
     for chunk in _chunks(party_ids):
         query = (
             sa.select(col(Notice.party_id), func.count())
@@ -258,6 +337,14 @@ async def _existing_keys(
     connection: AsyncConnection, agency_id: str, keys: Sequence[str]
 ) -> set[str]:
     existing: set[str] = set()
+    if connection.dialect.name == "postgresql":
+        found = await (await _driver(connection)).fetch(
+            "SELECT dedupe_key FROM notice "
+            "WHERE agency_id = $1 AND dedupe_key = ANY($2::varchar[])",
+            agency_id,
+            list(keys),
+        )
+        return {row["dedupe_key"] for row in found}
     for chunk in _chunks(keys):
         query = sa.select(col(Notice.dedupe_key)).where(
             col(Notice.agency_id) == agency_id, col(Notice.dedupe_key).in_(chunk)
@@ -550,22 +637,30 @@ async def _write(connection: AsyncConnection, writes: _Writes) -> set[uuid.UUID]
 
 
 async def _copy_postgres(connection: AsyncConnection, writes: _Writes) -> set[uuid.UUID]:
-    """COPY the notices into a temporary table and on into ``notice`` skipping duplicates,
-    then COPY the deliveries and timers of the notices that went in."""
-    raw = (await connection.get_raw_connection()).driver_connection
-    assert raw is not None
-    await raw.execute(
-        "CREATE TEMPORARY TABLE IF NOT EXISTS notice_batch "
-        "(LIKE notice INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    await _copy(raw, "notice_batch", NOTICE_TABLE, writes.notices)
-    inserted = await raw.fetch(
-        "INSERT INTO notice SELECT * FROM notice_batch "
-        "ON CONFLICT (agency_id, dedupe_key) DO NOTHING RETURNING id"
-    )
+    """COPY the notices straight into ``notice`` — the batch's keys were looked up, so they
+    are new unless someone wrote the same notice meanwhile. If so (a unique violation), the
+    batch goes again through a temporary table and ``INSERT … ON CONFLICT DO NOTHING``.
+    Then COPY the deliveries and timers of the notices that went in."""
+    raw = await _driver(connection)
     raced: set[uuid.UUID] = set()
-    if len(inserted) != len(writes.notices):
+    await raw.execute("SAVEPOINT notice_batch")
+    try:
+        await _copy(raw, "notice", NOTICE_TABLE, writes.notices)
+    except asyncpg.UniqueViolationError:
+        await raw.execute("ROLLBACK TO SAVEPOINT notice_batch")
+        await raw.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS notice_batch "
+            "(LIKE notice INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        await _copy(raw, "notice_batch", NOTICE_TABLE, writes.notices)
+        inserted = await raw.fetch(
+            "INSERT INTO notice SELECT * FROM notice_batch "
+            "ON CONFLICT (agency_id, dedupe_key) DO NOTHING RETURNING id"
+        )
+        await raw.execute("TRUNCATE notice_batch")
         raced = {notice["id"] for notice in writes.notices} - {row["id"] for row in inserted}
+    else:
+        await raw.execute("RELEASE SAVEPOINT notice_batch")
     kept = {str(notice_id) for notice_id in raced}
     await _copy(
         raw, "outbox", OUTBOX_TABLE, [r for r in writes.outbox if r["notice_id"] not in raced]
@@ -583,9 +678,12 @@ async def _copy(raw: Any, target: str, table: sa.Table, rows: Sequence[dict[str,
     if not rows:
         return
     names = [column.name for column in table.columns]
-    json_columns = {column.name for column in table.columns if isinstance(column.type, sa.JSON)}
-    records = [
-        tuple(_json_text(row[name]) if name in json_columns else row[name] for name in names)
-        for row in rows
-    ]
+    values = itemgetter(*names)
+    json_at = [i for i, column in enumerate(table.columns) if isinstance(column.type, sa.JSON)]
+    records = []
+    for row in rows:
+        record = list(values(row))
+        for i in json_at:
+            record[i] = _json_text(record[i])
+        records.append(record)
     await raw.copy_records_to_table(target, records=records, columns=names)

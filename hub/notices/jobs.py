@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -481,58 +482,90 @@ async def run_job(
     started = utcnow()
     with RowReader(path, job.format, offset=job.offset, next_row=job.next_row) as reader:  # type: ignore[arg-type]
         expected_offset = job.offset
-        while True:
-            raw_rows = reader.read(batch_rows)
-            async with database.session() as session:
-                current = (await session.exec(_locked(job.id, database))).one()
-                if current.status != "running" or current.offset != expected_offset:
-                    # Cancelled, or taken over by another process after our claim lapsed.
-                    return current
-                if not raw_rows and reader.exhausted:
+        # The next batch is read and parsed in a thread while this one is in the database.
+        ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
+        try:
+            while True:
+                batch = await ahead
+                if batch.rows:
+                    ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
+                async with database.session() as session:
+                    current = (await session.exec(_locked(job.id, database))).one()
+                    if current.status != "running" or current.offset != expected_offset:
+                        # Cancelled, or taken over by another process after our claim lapsed.
+                        return current
                     now = utcnow()
-                    current.status, current.finished_at = "done", now
-                    current.claimed_until, current.updated_at = None, now
-                    current.offset = reader.offset
+                    if not batch.rows:
+                        current.status, current.finished_at = "done", now
+                        current.claimed_until, current.updated_at = None, now
+                        current.offset = batch.offset
+                        session.add(current)
+                        await session.flush()
+                        await session.refresh(current)
+                        if progress:
+                            progress(current)
+                        return current
+                    outcome = await route_batch(session, context, batch.notices, now=now)
+                    rejections = batch.rejections + outcome.rejections
+                    if rejections:
+                        await _reject(session, job.id, rejections)
+                    current.offset = expected_offset = batch.offset
+                    current.next_row = batch.next_row
+                    current.accepted += outcome.accepted
+                    current.not_sent += outcome.not_sent
+                    current.duplicates += outcome.duplicates
+                    current.rejected += len(rejections)
+                    current.claimed_until = now + dt.timedelta(seconds=claim_seconds)
+                    current.updated_at = now
                     session.add(current)
                     await session.flush()
                     await session.refresh(current)
-                    if progress:
-                        progress(current)
-                    return current
-                now = utcnow()
-                parsed = [parse(raw) for raw in raw_rows]
-                rows = [p for p in parsed if isinstance(p, BatchRow)]
-                rejections = [p for p in parsed if not isinstance(p, BatchRow)]
-                outcome = await route_batch(session, context, rows, now=now)
-                rejections.extend(outcome.rejections)
-                if rejections:
-                    await (await session.connection()).execute(
-                        sa.insert(NoticeJobRejection.__table__),  # type: ignore[attr-defined]
-                        [
-                            {
-                                "job_id": job.id,
-                                "row": row,
-                                "error": error[:1000],
-                                "content": content[:2000],
-                            }
-                            for row, error, content in rejections
-                        ],
-                    )
-                current.offset = expected_offset = reader.offset
-                current.next_row = reader.next_row
-                current.accepted += outcome.accepted
-                current.not_sent += outcome.not_sent
-                current.duplicates += outcome.duplicates
-                current.rejected += len(rejections)
-                current.claimed_until = now + dt.timedelta(seconds=claim_seconds)
-                current.updated_at = now
-                session.add(current)
-                await session.flush()
-                await session.refresh(current)
-            if progress:
-                progress(current)
-            if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
-                return await _release(database, job.id)
+                if progress:
+                    progress(current)
+                if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
+                    return await _release(database, job.id)
+        finally:
+            if not ahead.done():
+                ahead.cancel()
+            with contextlib.suppress(BaseException):
+                await ahead  # the reader's file closes only after its thread let go of it
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Rows read from the file: those to route, those refused, and where the file stands
+    after them (``rows`` empty: the file has ended)."""
+
+    rows: list[RawRow]
+    notices: list[BatchRow]
+    rejections: list[tuple[int, str, str]]
+    offset: int
+    next_row: int
+
+
+def _read_batch(reader: RowReader, limit: int) -> _Batch:
+    rows = reader.read(limit)
+    parsed = [parse(raw) for raw in rows]
+    return _Batch(
+        rows=rows,
+        notices=[p for p in parsed if isinstance(p, BatchRow)],
+        rejections=[p for p in parsed if not isinstance(p, BatchRow)],
+        offset=reader.offset,
+        next_row=reader.next_row,
+    )
+
+
+async def _reject(
+    session: AsyncSession, job_id: uuid.UUID, rejections: list[tuple[int, str, str]]
+) -> None:
+    """Keep the refused rows for the job's report."""
+    await (await session.connection()).execute(
+        sa.insert(NoticeJobRejection.__table__),  # type: ignore[attr-defined]
+        [
+            {"job_id": job_id, "row": row, "error": error[:1000], "content": content[:2000]}
+            for row, error, content in rejections
+        ],
+    )
 
 
 async def _release(database: Database, job_id: uuid.UUID) -> NoticeJob:

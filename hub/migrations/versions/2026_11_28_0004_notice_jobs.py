@@ -1,4 +1,5 @@
-"""Notice jobs read their file by byte offset; rejected rows get a table of their own.
+"""Notice jobs read their file by byte offset; rejected rows get a table of their own;
+notices lose foreign keys and indexes a bulk job would pay for on every row.
 
 Revision ID: 0004
 Revises: 0003
@@ -56,9 +57,26 @@ def upgrade() -> None:
         )
         batch_op.drop_column("rows")
         batch_op.drop_column("errors")
+    # A bulk job writes a million notices: no foreign key to the agency, topic and job (rows
+    # never deleted, named by the hub itself), and no index that the (agency_id, dedupe_key)
+    # one or no query needs.
+    with op.batch_alter_table("notice", schema=None) as batch_op:
+        batch_op.drop_constraint("fk_notice_agency_id_agency", type_="foreignkey")
+        batch_op.drop_constraint("fk_notice_topic_id_consent_topic", type_="foreignkey")
+        batch_op.drop_constraint("fk_notice_job_id_notice_job", type_="foreignkey")
+        batch_op.drop_index(batch_op.f("ix_notice_agency_id"))
+        batch_op.drop_index(batch_op.f("ix_notice_job_id"))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("notice", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_notice_job_id"), ["job_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_notice_agency_id"), ["agency_id"], unique=False)
+        batch_op.create_foreign_key("fk_notice_job_id_notice_job", "notice_job", ["job_id"], ["id"])
+        batch_op.create_foreign_key(
+            "fk_notice_topic_id_consent_topic", "consent_topic", ["topic_id"], ["id"]
+        )
+        batch_op.create_foreign_key("fk_notice_agency_id_agency", "agency", ["agency_id"], ["id"])
     with op.batch_alter_table("notice_job", schema=None) as batch_op:
         batch_op.add_column(sa.Column("errors", sa.JSON(), nullable=False, server_default="[]"))
         batch_op.add_column(sa.Column("rows", sa.Integer(), nullable=False, server_default="0"))
