@@ -52,12 +52,13 @@ from hub.notices.service import (
     DAILY_CAP,
     OUTBOX_TEMPLATE,
     QUIET_HOURS_TIMER,
+    compiled_for,
     default_dedupe_key,
+    fill,
     quiet_until,
-    render_for,
     templates_named,
 )
-from hub.notices.templates import LANGUAGES
+from hub.notices.templates import LANGUAGES, Compiled, Rendered
 from hub.parties.service import check_identifier
 from journeys.catalog import Catalog
 
@@ -106,6 +107,7 @@ class JobContext:
     job_id: uuid.UUID | None = None
     topics: dict[str, ConsentTopic | None] = field(default_factory=dict)
     templates: dict[str, dict[tuple[str, str], NoticeTemplate]] = field(default_factory=dict)
+    compiled: dict[tuple[str, str, str], Compiled] = field(default_factory=dict)
 
     async def topic(self, session: AsyncSession, code: str) -> ConsentTopic | None:
         if code not in self.topics:
@@ -114,6 +116,14 @@ class JobContext:
             )
             self.topics[code] = (await session.exec(query)).first()
         return self.topics[code]
+
+    def fill(self, code: str, channel: str, language: str, values: Mapping[str, Any]) -> Rendered:
+        """``render_for`` with the template's choice and parse kept for the whole job."""
+        key = (code, channel, language)
+        compiled = self.compiled.get(key)
+        if compiled is None:
+            compiled = self.compiled[key] = compiled_for(self.templates[code], channel, language)
+        return fill(compiled, channel, values)
 
     async def templates_of(
         self, session: AsyncSession, code: str
@@ -493,7 +503,6 @@ def _plan_row(
     """Decide one row as ``route_notice`` does and add its writes; returns its status.
     Raises InvalidInput (nothing added) when a template cannot be filled in."""
     agency, wanted = context.agency, item.notice
-    templates = context.templates[wanted.template]
     language = party.language
     values = {"party_name": party.name, "agency_name": agency.name, **wanted.personalisation}
     preferred = party.preferred_channel
@@ -503,8 +512,8 @@ def _plan_row(
         else None
     )
     channel = target.channel if target else "portal"
-    shown = render_for(templates, "portal", language, values)
-    text = render_for(templates, channel, language, values) if target is not None else shown
+    shown = context.fill(wanted.template, "portal", language, values)
+    text = context.fill(wanted.template, channel, language, values) if target else shown
     notice: dict[str, Any] = {
         "id": uuid.uuid4(),
         "agency_id": agency.id,

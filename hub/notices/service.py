@@ -51,7 +51,13 @@ from hub.models import (
     Timer,
 )
 from hub.notices.consent import consent_in_force
-from hub.notices.templates import LANGUAGES, Rendered, check_template, render
+from hub.notices.templates import (
+    LANGUAGES,
+    Compiled,
+    Rendered,
+    check_template,
+    compile_template,
+)
 
 # At most this many notices reach one party from one agency on one local day; more are
 # not sent (reason ``daily_cap``), so a misfiring back office cannot flood anyone.
@@ -169,19 +175,31 @@ def template_for(
     return None
 
 
+def compiled_for(
+    templates: Mapping[tuple[str, str], NoticeTemplate], channel: str, language: str
+) -> Compiled:
+    """The parsed template to use on ``channel`` in ``language``; 422 when there is none."""
+    template = template_for(templates, channel, language)
+    if template is None:
+        raise InvalidInput(f"There is no template for channel '{channel}' to send this notice by.")
+    return compile_template(template.subject, template.body)
+
+
+def fill(compiled: Compiled, channel: str, values: Mapping[str, Any]) -> Rendered:
+    """The template filled in; a text must also fit what a text message can carry."""
+    rendered = compiled.render(values)
+    if channel == "sms":
+        check_text(rendered.body)
+    return rendered
+
+
 def render_for(
     templates: Mapping[tuple[str, str], NoticeTemplate],
     channel: str,
     language: str,
     values: Mapping[str, Any],
 ) -> Rendered:
-    template = template_for(templates, channel, language)
-    if template is None:
-        raise InvalidInput(f"There is no template for channel '{channel}' to send this notice by.")
-    rendered = render(subject=template.subject, body=template.body, values=values)
-    if channel == "sms":
-        check_text(rendered.body)
-    return rendered
+    return fill(compiled_for(templates, channel, language), channel, values)
 
 
 async def choose_channel(session: AsyncSession, party: Party) -> tuple[str, Route | None]:
