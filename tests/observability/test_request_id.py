@@ -4,15 +4,26 @@ from __future__ import annotations
 
 import httpx
 from sqlmodel import select
+from websockets.asyncio.client import connect
+from websockets.typing import Subprotocol
 
 from hub.db import Database
 from hub.models import AccessLogEntry
 from hub.webhooks.service import CASE_MESSAGE_RECEIVED, REQUEST_ID_ATTRIBUTE, subscribe
 from hub.webhooks.worker import deliver_webhooks
 from tests.builders import bearer, make_agency, make_case, make_party, make_staff, token_for
+from tests.live.harness import (
+    LiveClient,
+    LiveServer,
+    http,
+    live_server,
+    make_world,
+    settings,
+    ticket_for,
+)
 from tests.webhooks.conftest import Receiver, receiver
 
-__all__ = ["receiver"]  # the fixture, used by name
+__all__ = ["http", "live_server", "receiver", "settings"]  # fixtures, used by name
 
 REQUEST_ID = "portal-req-0001"
 
@@ -107,3 +118,25 @@ async def test_an_event_made_outside_a_request_has_no_request_id(
     [delivered] = receiver.received
     assert "x-request-id" not in delivered.headers
     assert REQUEST_ID_ATTRIBUTE not in delivered.event
+
+
+async def test_reads_over_a_live_socket_are_logged_with_the_id_of_the_request_that_opened_it(
+    live_server: LiveServer, http: httpx.AsyncClient, database: Database
+) -> None:
+    world = await make_world(database)
+    ticket = await ticket_for(http, world.staff_token)
+    async with connect(
+        live_server.ws_url,
+        subprotocols=[Subprotocol("hub.live.v1"), Subprotocol(f"hub.ticket.{ticket}")],
+        additional_headers={"X-Request-ID": "socket-req-0007"},
+        open_timeout=5,
+    ) as ws:
+        client = LiveClient(ws)
+        await client.expect("ready")
+        await client.follow(world.case_id, after=0)
+
+    async with database.session() as session:
+        entries = (
+            await session.exec(select(AccessLogEntry).where(AccessLogEntry.data == "timeline"))
+        ).all()
+    assert [entry.request_id for entry in entries] == ["socket-req-0007"]
