@@ -85,6 +85,11 @@ async def staff_pages(browser: Browser, base_url: str, out: Path, lang: str) -> 
     await page.click("form.form button[type=submit]")
     await page.wait_for_url("**/console")
     await shoot(page, out, f"{lang}-console-queue")
+    case = page.locator("main table a").first
+    if await case.count():
+        await case.click()
+        await page.wait_for_selector("#thread-heading")
+        await shoot(page, out, f"{lang}-console-case")
     await page.goto("/dev/outbox")
     await shoot(page, out, f"{lang}-dev-outbox")
     await context.close()

@@ -1,6 +1,7 @@
 """The staff console: log in with email, password and a TOTP code, then the queue of what
 waits for an answer — chats waiting to be picked up and messages nobody answered yet, on
-any channel — with how long each has waited.
+any channel — with how long each has waited; pick a chat up, and read a case: where it
+stands, who the party is and how they like to be reached, and its whole thread.
 
 Showing a waiting chat or message shows party data, so each one shown is written to the
 access log under its case's processing activity (the chat queue does this itself).
@@ -9,6 +10,7 @@ access log under its case's processing activity (the chat queue does this itself
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from dataclasses import dataclass
 
 from fastapi import Request
@@ -17,18 +19,27 @@ from sqlalchemy import and_, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.access.service import Viewer, visible_agency_filter
+from hub.access.service import Viewer, case_for_viewer, visible_agency_filter
 from hub.auth.routes import set_session_cookie
 from hub.auth.staff import login_staff
-from hub.cases.service import record_case_access
+from hub.cases.service import case_status, definition_of, record_case_access
 from hub.chat import service as chat
 from hub.db import utcnow
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
+from hub.documents.service import documents_of_case
 from hub.errors import NotAuthenticated
-from hub.models import Agency, Case, Message, Party
+from hub.messages.thread import read_thread
+from hub.models import Agency, Case, Message, Party, StaffMember
 from hub.web.i18n import mark
-from hub.web.pages import PageViewer, StaffPage, local_path, page_router, render
-from hub.web.security import CSRF_FIELD, check_csrf
+from hub.web.pages import (
+    PageViewer,
+    StaffPage,
+    local_path,
+    page_language,
+    page_router,
+    posted_form,
+    render,
+)
 from journeys.catalog import Catalog
 
 router = page_router()
@@ -121,9 +132,7 @@ async def staff_login_page(
 @router.post("/console/login", response_class=HTMLResponse)
 async def staff_log_in(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Log in; every refusal says the same, whichever of the three was wrong."""
-    form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
-    fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-    check_csrf(request, settings, fields.get(CSRF_FIELD))
+    fields = await posted_form(request, settings)
     next_page = local_path(fields.get("next"), CONSOLE)
     email = fields.get("email", "").strip()[:320]
     try:
@@ -171,6 +180,61 @@ async def queue_page(
                 {"entry": entry, "waiting_minutes": entry.waiting_seconds // 60} for entry in chats
             ],
             "messages": messages,
+        },
+        viewer=viewer,
+    )
+
+
+@router.post("/console/chats/{conversation_id}/pickup", response_class=RedirectResponse)
+async def pick_up_chat(
+    conversation_id: uuid.UUID,
+    request: Request,
+    viewer: StaffPage,
+    session: SessionDep,
+    catalog: CatalogDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> Response:
+    """Take a waiting chat: the citizen is told who has it; a colleague who was first → 409."""
+    await posted_form(request, settings)
+    context = chat.ChatContext(catalog=catalog, broker=broker, timezone=settings.timezone)
+    _, case = await chat.pick_up(session, context, viewer=viewer, conversation_id=conversation_id)
+    return RedirectResponse(f"/console/cases/{case.id}?picked=1", status_code=303)
+
+
+@router.get("/console/cases/{case_id}", response_class=HTMLResponse)
+async def case_view(
+    case_id: uuid.UUID,
+    request: Request,
+    viewer: StaffPage,
+    session: SessionDep,
+    catalog: CatalogDep,
+    settings: SettingsDep,
+) -> Response:
+    """A case as staff see it: the tracker the citizen sees, the party and how they like to be
+    reached, the chat waiting in the queue, and every message and internal note in order."""
+    case, _ = await case_for_viewer(session, viewer, case_id)
+    await record_case_access(session, viewer, case, catalog, action="read", data="case")
+    lang = page_language(request)
+    definition = definition_of(catalog, case)
+    party = await session.get(Party, case.party_id)
+    agency = await session.get(Agency, case.agency_id)
+    owner = await session.get(StaffMember, case.owner_id) if case.owner_id else None
+    conversation = await chat.latest_open_conversation(session, case.id)
+    return render(
+        request,
+        "pages/console_case.html",
+        {
+            "case": case,
+            "title": definition.title.get(lang),
+            "view": case_status(catalog, case, lang=lang, timezone=settings.timezone),
+            "party": party,
+            "agency": agency.name if agency else case.agency_id,
+            "owner": owner.display_name if owner else None,
+            "chat": conversation,
+            "thread": await read_thread(session, case, staff_view=True),
+            "documents": await documents_of_case(session, case.id, staff_view=True),
+            "picked": request.query_params.get("picked") == "1",
         },
         viewer=viewer,
     )

@@ -34,7 +34,14 @@ from hub.web.i18n import (
     long_date,
     translations,
 )
-from hub.web.security import CsrfRefused, SecurityHeaders, csrf_token, set_csrf_cookie
+from hub.web.security import (
+    CSRF_FIELD,
+    CsrfRefused,
+    SecurityHeaders,
+    check_csrf,
+    csrf_token,
+    set_csrf_cookie,
+)
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "templates"
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -125,6 +132,14 @@ def set_language_cookie(response: Response, lang: str, settings: Settings) -> No
         samesite="lax",
         secure=settings.cookie_secure,
     )
+
+
+async def posted_form(request: Request, settings: Settings) -> dict[str, str]:
+    """The posted form's text fields, once its CSRF token is checked (CsrfRefused if not)."""
+    form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
+    fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
+    check_csrf(request, settings, fields.get(CSRF_FIELD))
+    return fields
 
 
 class LoginRequired(Exception):

@@ -45,6 +45,7 @@ from hub.web.pages import (
     local_path,
     page_language,
     page_router,
+    posted_form,
     render,
     set_language_cookie,
 )
@@ -62,14 +63,6 @@ TOO_MANY_CODES = mark("You asked for too many codes. Wait a quarter of an hour a
 FILE_MISSING = mark("Choose a file to send.")
 FILE_REFUSED = mark("We cannot take this file. Send a PDF, or a photo or scan (PNG, JPEG or TIFF).")
 FILE_TOO_LARGE = mark("The file is too large. Send a smaller scan, or the pages one by one.")
-
-
-async def _form(request: Request, settings: Settings) -> dict[str, str]:
-    """The posted form's text fields, once its CSRF token is checked."""
-    form = await request.form(max_files=0, max_fields=20, max_part_size=16 * 1024)
-    fields = {key: value for key, value in form.multi_items() if isinstance(value, str)}
-    check_csrf(request, settings, fields.get(CSRF_FIELD))
-    return fields
 
 
 def _login_page(
@@ -126,7 +119,7 @@ async def login_page(request: Request, viewer: PageViewer, next: str | None = No
 async def ask_code(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Send a code to the address if a citizen verified it; the page that follows is the
     same whether or not the address is known."""
-    fields = await _form(request, settings)
+    fields = await posted_form(request, settings)
     next_page = local_path(fields.get("next"), MY_CASES)
     address = fields.get("address", "").strip()[:200]
     try:
@@ -146,7 +139,7 @@ async def ask_code(request: Request, session: SessionDep, settings: SettingsDep)
 @router.post("/login/code", response_class=HTMLResponse)
 async def log_in(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Log in with the code; a wrong code is counted (the route returns, so it commits)."""
-    fields = await _form(request, settings)
+    fields = await posted_form(request, settings)
     next_page = local_path(fields.get("next"), MY_CASES)
     address = fields.get("address", "").strip()[:200]
     code = "".join(fields.get("code", "").split())[:20]
@@ -173,7 +166,7 @@ async def log_out(
     request: Request, session: SessionDep, settings: SettingsDep, viewer: PageViewer
 ) -> Response:
     """End the session and forget the cookie; staff go back to their own login page."""
-    await _form(request, settings)
+    await posted_form(request, settings)
     login = await resolve_session(session, request.cookies.get(SESSION_COOKIE, ""))
     if login is not None:
         await revoke_session(session, login)

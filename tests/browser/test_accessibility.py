@@ -10,7 +10,7 @@ import pytest
 from playwright.async_api import Browser, Page
 
 from tests.browser.conftest import Hub
-from tests.web.routes import audience, html_pages
+from tests.web.routes import audience, concrete_path, html_pages
 
 SERIOUS = ("serious", "critical")
 
@@ -56,20 +56,17 @@ async def test_every_page_is_accessible_in_both_languages_and_at_320_px(
     hub: Hub, browser: Browser, axe_source: str
 ) -> None:
     world = hub.world
-    values = {"case_id": str(world.waiting_case_id)}
-    urls: list[tuple[str, str]] = []
-    for served in html_pages(hub.app):
-        path = served.path
-        for name in served.route.dependant.path_params:
-            assert name.name in values, f"give the browser test a value for {{{name.name}}}"
-            path = path.replace(f"{{{name.name}}}", values[name.name])
-        urls.append((audience(served.route), path))
+    urls = [
+        (audience(served.route), concrete_path(served, world.path_values))
+        for served in html_pages(hub.app)
+    ]
     # The same pages in other states: a thread with messages, a document just sent, and the
     # error page a case of someone else gives.
     urls += [
         ("citizen", f"/cases/{world.mail_case_id}"),
         ("citizen", f"/cases/{world.waiting_case_id}?sent=1"),
         ("citizen", f"/cases/{world.other_case_id}"),
+        ("staff", f"/console/cases/{world.mail_case_id}"),
     ]
     assert len(urls) >= 8
 

@@ -1,6 +1,7 @@
 """In a real browser, with the keyboard alone: a citizen logs in with the code from the
 development outbox, finds the case that waits for him, and sends the document it asks for;
-a member of staff logs in and sees the queue. No page breaks its Content-Security-Policy."""
+a member of staff logs in, sees the queue and picks up the waiting chat. No page breaks its
+Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pyotp
 from playwright.async_api import Browser, ConsoleMessage, Page, expect
 
 from tests.browser.conftest import Hub
-from tests.web.world import PNG, STAFF_EMAIL, WHAT_IS_ASKED
+from tests.web.world import CHAT_TEXT, PNG, STAFF_EMAIL, WHAT_IS_ASKED
 
 
 async def tab_to(page: Page, selector: str, limit: int = 30) -> None:
@@ -119,7 +120,9 @@ async def test_a_wrong_file_is_refused_with_a_message_that_takes_the_focus(
     await context.close()
 
 
-async def test_staff_log_in_by_keyboard_and_see_what_waits(hub: Hub, browser: Browser) -> None:
+async def test_staff_log_in_by_keyboard_see_what_waits_and_pick_up_a_chat(
+    hub: Hub, browser: Browser
+) -> None:
     context = await hub.context(browser, lang="en")
     page = await context.new_page()
     violations = policy_violations(page)
@@ -139,5 +142,11 @@ async def test_staff_log_in_by_keyboard_and_see_what_waits(hub: Hub, browser: Br
     messages = page.locator("section[aria-labelledby=messages-heading] tbody tr")
     await expect(messages).to_contain_text("Vraag over huur")
     await expect(messages).to_contain_text("Email")
+
+    await tab_to(page, "section[aria-labelledby=chats-heading] button[type=submit]")
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(f"/console/cases/{hub.world.chat_case_id}"))
+    await expect(page.locator(".notice[role=status]")).to_contain_text("You have picked up")
+    await expect(page.locator("ol.thread")).to_contain_text(CHAT_TEXT)
     assert violations == []
     await context.close()

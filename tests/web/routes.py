@@ -38,6 +38,16 @@ def served_routes(app: FastAPI) -> Iterator[Served]:
             yield Served(context.path, frozenset(context.methods or ()), original)
 
 
+def concrete_path(served: Served, values: dict[str, str]) -> str:
+    """The route's path with its parameters filled in from ``values``; a parameter without
+    a value fails the test, so that a new page cannot go unchecked."""
+    path = served.path
+    for parameter in served.route.dependant.path_params:
+        assert parameter.name in values, f"give the tests a value for {{{parameter.name}}}"
+        path = path.replace(f"{{{parameter.name}}}", values[parameter.name])
+    return path
+
+
 def html_pages(app: FastAPI) -> list[Served]:
     """Every GET route whose answer is an HTML page."""
     return [

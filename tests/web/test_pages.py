@@ -17,8 +17,8 @@ from hub.db import Database
 from hub.delivery.worker import deliver_once
 from hub.models import AccessLogEntry, Case, Document
 from hub.web.security import CONTENT_SECURITY_POLICY
-from tests.builders import make_party
-from tests.web.routes import html_pages, page_forms
+from tests.builders import make_agency, make_case, make_party
+from tests.web.routes import audience, concrete_path, html_pages, page_forms
 from tests.web.world import (
     MAIL_BODY,
     PNG,
@@ -251,15 +251,19 @@ async def test_every_form_post_without_its_csrf_token_gets_a_403_page(
 ) -> None:
     world = await make_portal_world(database)
     await log_in_citizen(client, database, settings, world.citizen_email)
-    paths = [served.path for served in page_forms(app)]
-    assert {"/login", "/login/code", "/logout", "/console/login"} <= set(paths)
-    for path in paths:
-        target = path.replace("{case_id}", str(world.waiting_case_id))
-        for data in ({}, {"csrf_token": "0" * 64}):
-            refused = await client.post(target, data=data)
-            assert refused.status_code == 403, target
-            assert refused.headers["content-type"].startswith("text/html")
-            assert "Het formulier is verlopen" in refused.text
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://hub.test") as staff:
+        assert (await log_in_staff(staff, world)).status_code == 303
+        forms = page_forms(app)
+        paths = {served.path for served in forms}
+        assert {"/login", "/login/code", "/logout", "/console/login"} <= paths
+        for served in forms:
+            target = concrete_path(served, world.path_values)
+            browser = staff if audience(served.route) == "staff" else client
+            for data in ({}, {"csrf_token": "0" * 64}):
+                refused = await browser.post(target, data=data)
+                assert refused.status_code == 403, target
+                assert refused.headers["content-type"].startswith("text/html")
+                assert "Het formulier is verlopen" in refused.text
     # A token from another browser does not fit this one's cookie.
     async with httpx.AsyncClient(transport=client._transport, base_url="http://hub.test") as other:
         foreign = csrf_of((await other.get("/login")).text)
@@ -275,17 +279,26 @@ async def test_every_page_has_the_security_headers(
     await log_in_citizen(client, database, settings, world.citizen_email)
     pages = html_pages(app)
     assert {"/login", "/my-cases", "/cases/{case_id}", "/console"} <= {p.path for p in pages}
-    for route in pages:
-        path = route.path.replace("{case_id}", str(world.waiting_case_id))
-        page = await client.get(path, follow_redirects=True)
-        assert page.headers["content-type"].startswith("text/html"), path
-        policy = page.headers["content-security-policy"]
-        assert policy == CONTENT_SECURITY_POLICY and "unsafe-inline" not in policy
-        assert "frame-ancestors 'none'" in policy
-        assert page.headers["x-content-type-options"] == "nosniff"
-        assert page.headers["referrer-policy"] == "same-origin"
-        assert "<style" not in page.text and " style=" not in page.text
-        assert "<script>" not in page.text
+    transport = client._transport
+    async with (
+        httpx.AsyncClient(transport=transport, base_url="http://hub.test") as staff,
+        httpx.AsyncClient(transport=transport, base_url="http://hub.test") as anyone,
+    ):
+        await log_in_staff(staff, world)
+        browsers = {"staff": staff, "citizen": client, "anyone": anyone}
+        for route in pages:
+            path = concrete_path(route, world.path_values)
+            browser = browsers[audience(route.route)]
+            page = await browser.get(path)
+            assert page.status_code == 200, path
+            assert page.headers["content-type"].startswith("text/html"), path
+            policy = page.headers["content-security-policy"]
+            assert policy == CONTENT_SECURITY_POLICY and "unsafe-inline" not in policy
+            assert "frame-ancestors 'none'" in policy
+            assert page.headers["x-content-type-options"] == "nosniff"
+            assert page.headers["referrer-policy"] == "same-origin"
+            assert "<style" not in page.text and " style=" not in page.text
+            assert "<script>" not in page.text
     assert (await client.get("/static/hub.css")).status_code == 200
 
 
@@ -329,3 +342,41 @@ async def test_pages_speak_the_citizens_language_until_the_browser_chooses(
     await client.get("/language/nl")
     await log_in_citizen(client, database, settings, "maria@example.nl")
     assert '<html lang="nl">' in (await client.get("/my-cases")).text
+
+
+async def test_staff_read_a_case_and_pick_up_its_chat(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    world = await make_portal_world(database)
+    async with database.session() as session:
+        await make_agency(session, "rdw")
+        elsewhere = await make_case(session, await make_party(session), agency_id="rdw")
+    await log_in_staff(client, world)
+
+    case = await client.get(f"/console/cases/{world.mail_case_id}")
+    assert case.status_code == 200
+    assert "Jan Jansen" in case.text and "Vraag over huur" in case.text
+    assert "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;" in case.text
+    assert (await client.get(f"/console/cases/{elsewhere.id}")).status_code == 404
+    async with database.session() as session:
+        reads = (
+            await session.exec(
+                select(AccessLogEntry).where(
+                    AccessLogEntry.case_id == world.mail_case_id, AccessLogEntry.data == "case"
+                )
+            )
+        ).all()
+    assert len(reads) == 1 and reads[0].actor_kind == "staff"
+
+    queue = await client.get("/console")
+    pickup = re.search(r'action="(/console/chats/[0-9a-f-]+/pickup)"', queue.text)
+    assert pickup is not None
+    picked = await client.post(pickup.group(1), data={"csrf_token": csrf_of(queue.text)})
+    assert picked.status_code == 303
+    assert picked.headers["location"] == f"/console/cases/{world.chat_case_id}?picked=1"
+    shown = await client.get(picked.headers["location"])
+    assert "U hebt de chat opgepakt." in shown.text
+    assert "Wachtende chat oppakken" not in shown.text
+    assert "Wachtende chats (0)" in (await client.get("/console")).text
+    again = await client.post(pickup.group(1), data={"csrf_token": csrf_of(queue.text)})
+    assert again.status_code == 409 and "Dit kan nu niet" in again.text

@@ -44,7 +44,13 @@ class PortalWorld:
     waiting_case_id: uuid.UUID
     mail_case_id: uuid.UUID
     chat_case_id: uuid.UUID
+    chat_id: uuid.UUID
     other_case_id: uuid.UUID
+
+    @property
+    def path_values(self) -> dict[str, str]:
+        """A value for each path parameter of the pages and forms, to visit them all."""
+        return {"case_id": str(self.waiting_case_id), "conversation_id": str(self.chat_id)}
 
 
 async def make_portal_world(database: Database) -> PortalWorld:
@@ -84,7 +90,7 @@ async def make_portal_world(database: Database) -> PortalWorld:
 
         viewer = Viewer(kind="citizen", id=str(jan.id), name=jan.name, party_id=jan.id)
         chat_case = await make_case(session, jan, channel="webchat")
-        await start_chat(
+        started = await start_chat(
             session,
             ChatContext(catalog=catalog, broker=None, timezone="Europe/Amsterdam"),
             viewer=viewer,
@@ -104,5 +110,6 @@ async def make_portal_world(database: Database) -> PortalWorld:
             waiting_case_id=waiting.id,
             mail_case_id=by_mail.id,
             chat_case_id=chat_case.id,
+            chat_id=started.conversation.id,
             other_case_id=others.id,
         )
