@@ -64,7 +64,7 @@ def create_engine(url: str) -> AsyncEngine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _tune_sqlite(engine)
         return engine
     # No pre-ping: it costs a round trip on every checkout, which on a chat line is more than
@@ -73,7 +73,9 @@ def create_engine(url: str) -> AsyncEngine:
     # only that one unit of work fails — and every unit of work is a transaction that rolls
     # back whole (a chat line is resent under the same ``ref``, a webhook is retried by its
     # provider). ``pool_recycle`` replaces connections before server or proxy idle limits.
-    return create_async_engine(url, pool_size=10, max_overflow=20, pool_recycle=1800)
+    return create_async_engine(
+        url, pool_size=10, max_overflow=20, pool_recycle=1800, hide_parameters=True
+    )
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:

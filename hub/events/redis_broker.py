@@ -35,6 +35,7 @@ from hub.events.fanout import (
     LocalFollowers,
     Signal,
 )
+from hub.observability.metrics import EVENTS_PUBLISHED
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +79,7 @@ class RedisBroker(LocalFollowers):
     # --- fan-out ---------------------------------------------------------------------------
 
     async def publish(self, event: LiveEvent) -> None:
+        EVENTS_PUBLISHED.labels(event.kind).inc()
         self.local.deliver(event)
         await self._send("event", event.to_json())
 
