@@ -50,9 +50,14 @@ def mark(message: str) -> str:
     return message
 
 
+def _locale(lang: Language) -> str:
+    # British English writes "14 May 2026", as the journeys' own texts do.
+    return "en_GB" if lang == "en" else "nl_NL"
+
+
 def long_date(day: dt.date | None, lang: Language) -> str:
     """A date as people write it: "14 mei 2026", "14 May 2026"."""
-    return format_date(day, format="long", locale=lang) if day else ""
+    return format_date(day, format="long", locale=_locale(lang)) if day else ""
 
 
 def local_time(moment: dt.datetime | None, lang: Language, timezone: str) -> str:
@@ -60,6 +65,6 @@ def local_time(moment: dt.datetime | None, lang: Language, timezone: str) -> str
     if moment is None:
         return ""
     local = moment.astimezone(ZoneInfo(timezone))
-    day = format_date(local.date(), format="long", locale=lang)
-    clock = format_datetime(local, "HH:mm", tzinfo=ZoneInfo(timezone), locale=lang)
+    day = format_date(local.date(), format="long", locale=_locale(lang))
+    clock = format_datetime(local, "HH:mm", tzinfo=ZoneInfo(timezone), locale=_locale(lang))
     return f"{day} om {clock}" if lang == "nl" else f"{day}, {clock}"

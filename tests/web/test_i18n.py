@@ -3,13 +3,14 @@ really differ on the page."""
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 from babel.messages.pofile import read_po
 
-from hub.web.i18n import LOCALE_DIR, translations
+from hub.web.i18n import LOCALE_DIR, local_time, long_date, translations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,3 +45,12 @@ def test_every_text_on_the_pages_has_a_dutch_translation() -> None:
     assert translations("nl").gettext("My cases") == "Mijn zaken"
     assert translations("en").gettext("My cases") == "My cases"
     assert translations("nl").ngettext("%(num)d day", "%(num)d days", 2) == "%(num)d dagen"
+
+
+def test_dates_and_times_read_as_people_write_them() -> None:
+    day = dt.date(2026, 5, 14)
+    moment = dt.datetime(2026, 5, 14, 7, 30, tzinfo=dt.UTC)  # 09:30 in Amsterdam, summer
+    assert long_date(day, "nl") == "14 mei 2026"
+    assert long_date(day, "en") == "14 May 2026"
+    assert local_time(moment, "nl", "Europe/Amsterdam") == "14 mei 2026 om 09:30"
+    assert local_time(moment, "en", "Europe/Amsterdam") == "14 May 2026, 09:30"
