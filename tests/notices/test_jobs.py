@@ -352,3 +352,47 @@ async def test_a_job_held_by_a_live_process_is_not_taken_over(
     )
     assert job.status == "done"
     assert uuid.UUID(str(job.id)) == held.id
+
+
+async def test_memory_stays_flat_however_long_the_file(
+    database: Database, settings: Settings, world: World
+) -> None:
+    """Ten times the rows, the same peak: a job holds one batch (and the next) at a time.
+    (A first small job warms the caches that a process fills once.)"""
+    import tracemalloc
+
+    from hub.notices.jobs import StoredFile, create_job
+
+    parties = await citizens(database, world, 5)
+    peaks = []
+    for repeat in (50, 200, 2000):
+        body = b"".join(
+            ndjson(parties, personalisation={**PERSONALISATION, "start": f"dag {n}"})
+            for n in range(repeat // 5)
+        )
+        store = settings.document_store
+
+        async def one(content: bytes = body) -> Any:
+            yield content
+
+        from hub.notices.jobs import store_stream
+
+        stored: StoredFile = await store_stream(store, one(), max_bytes=1 << 30)
+        async with database.session() as session:
+            await create_job(
+                session,
+                agency_id="toeslagen",
+                format="ndjson",
+                stored=stored,
+                store=store,
+                filename="flat.ndjson",
+                uploaded_by_kind="agency",
+                uploaded_by_id=None,
+            )
+        del body
+        tracemalloc.start()
+        job = await run_to_end(database, settings, batch_rows=50)
+        peaks.append(tracemalloc.get_traced_memory()[1])
+        tracemalloc.stop()
+        assert job.next_row == repeat
+    assert peaks[2] < 1.3 * peaks[1], peaks
