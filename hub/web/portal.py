@@ -1,6 +1,6 @@
-"""The citizen portal: log in with a one-time code, "My cases" across every agency, and a
+"""The citizen portal: log in with a one-time code, "My cases" across every agency, a
 case's page with its tracker, its contact person and its thread, where a citizen whose turn
-it is sends what was asked for.
+it is sends what was asked for, and "What we know about you" with the access log.
 
 A citizen reading their own case is not an access by someone else and is not logged; a
 representative's read is (``record_case_access`` decides). Routes stay thin: the case,
@@ -14,8 +14,10 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.access.routes import my_access_log
 from hub.access.service import Viewer, case_for_viewer
 from hub.auth.citizens import CodeRequestsExhausted, request_login_code, verify_login_code
 from hub.auth.dependencies import SESSION_COOKIE
@@ -35,7 +37,7 @@ from hub.documents.service import (
 )
 from hub.errors import InvalidInput, NotAuthenticated
 from hub.messages.thread import read_thread
-from hub.models import Agency, Case, Party, StaffMember
+from hub.models import Agency, Case, DigitalAddress, Party, StaffMember
 from hub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, mark
 from hub.web.pages import (
     CITIZEN_LOGIN,
@@ -351,3 +353,26 @@ async def send_document(
         )
     await cases.record_case_access(session, viewer, case, catalog, action="change", data="document")
     return RedirectResponse(f"/cases/{case.id}?sent=1#what-to-do", status_code=303)
+
+
+@router.get("/my-data", response_class=HTMLResponse)
+async def my_data(request: Request, viewer: CitizenPage, session: SessionDep) -> Response:
+    """What the government holds about the citizen: their details, their addresses and whether
+    each is verified, and the access log — who read or changed their data, when and why."""
+    assert viewer.party_id is not None
+    party = await session.get(Party, viewer.party_id)
+    addresses = (
+        await session.exec(
+            select(DigitalAddress)
+            .where(DigitalAddress.party_id == viewer.party_id)
+            .order_by(col(DigitalAddress.kind), col(DigitalAddress.created_at))
+        )
+    ).all()
+    # The access log as the API gives it (``GET /api/me/access-log``): the newest hundred.
+    log = await my_access_log(citizen=viewer, session=session, limit=100, before=None)
+    return render(
+        request,
+        "pages/my_data.html",
+        {"party": party, "addresses": addresses, "log": log},
+        viewer=viewer,
+    )

@@ -380,3 +380,23 @@ async def test_staff_read_a_case_and_pick_up_its_chat(
     assert "Wachtende chats (0)" in (await client.get("/console")).text
     again = await client.post(pickup.group(1), data={"csrf_token": csrf_of(queue.text)})
     assert again.status_code == 409 and "Dit kan nu niet" in again.text
+
+
+async def test_a_citizen_sees_what_is_held_about_him_and_who_looked_at_it(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    world = await make_portal_world(database)
+    async with httpx.AsyncClient(transport=client._transport, base_url="http://hub.test") as staff:
+        await log_in_staff(staff, world)
+        await staff.get("/console")
+    await log_in_citizen(client, database, settings, world.citizen_email)
+    page = await client.get("/my-data")
+    assert page.status_code == 200
+    html = page.text
+    assert "Wat wij van u weten" in html and "Jan Jansen" in html
+    assert re.search(r"jan@example.nl —\s+gecontroleerd op", html)
+    log = html[html.index('id="log-heading"') :]
+    assert log.count("<tr>") == 1 + 2  # the header, and the two cases in the staff's queue
+    assert "Sanne de Wit" in log and "Dienst Toeslagen" in log
+    assert "Bekeken: een wachtende vraag" in log
+    assert "vragen-beantwoorden purpose" in log
