@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from sqlalchemy import bindparam, case, update
 from sqlmodel import and_, col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from hub.db import Database, utcnow
+from hub.db import Database, UTCDateTime, utcnow
 from hub.events.fanout import Broker
 from hub.messages.service import record_fallback, route, send_to_party
 from hub.models import Case, Message, Notice, OutboxItem, Party
@@ -45,9 +46,11 @@ MAX_ATTEMPTS = 8
 CONCURRENCY = 16
 ROUND_ROWS_PER_SEND = 50
 CLAIM_CHUNK = 50  # rows claimed at a time, at least
+CLAIM_PER_SEND = 8  # and per concurrent send
 # Messages handed over but not yet recorded, per concurrent send: the more, the larger the
 # batches in which outcomes are recorded, and the more a crash may send twice.
 UNRECORDED_PER_SEND = 4
+RECORD_LINGER_SECONDS = 0.01  # at most, for outcomes to gather into one transaction
 GRACE_SECONDS = 10.0  # for sends under way to finish when the worker is stopped
 
 
@@ -66,6 +69,38 @@ async def claim_due(
     a worker that died are due again for another. One statement claims and returns them.
     """
     now = utcnow()
+    claim = claim_statement(database.dialect == "postgresql")
+    values = {"now": now, "until": now + dt.timedelta(seconds=claim_seconds), "limit": limit}
+    if database.dialect == "postgresql":
+        # One statement is a transaction of its own: no BEGIN and COMMIT round trips.
+        async with database.reader.connect() as connection:
+            rows = (await connection.execute(claim, values)).all()
+    else:
+        async with database.session() as session:
+            connection = await session.connection()
+            rows = (await connection.execute(claim, values)).all()
+    return [
+        Outbound(
+            id=row.id,
+            channel=row.channel,
+            recipient=row.recipient,
+            subject=row.subject,
+            body=row.body,
+            language=row.language,
+            template=row.template,
+            case_id=row.case_id,
+            party_id=row.party_id,
+            context=dict(row.meta),
+        )
+        for row in sorted(rows, key=lambda row: row.next_attempt_at)
+    ]
+
+
+@functools.cache
+def claim_statement(skip_locked: bool) -> sa.Update:
+    """The statement of :func:`claim_due`, built once with named parameters (``now``,
+    ``until``, ``limit``): building and keying a statement costs more than running it."""
+    now = bindparam("now", type_=UTCDateTime())
     due = (
         select(col(OutboxItem.id))
         # A row "sending" with a provider id is with the provider (a text awaiting its
@@ -79,19 +114,19 @@ async def claim_due(
                 ),
             )
         )
-        .where(OutboxItem.next_attempt_at <= now)
+        .where(col(OutboxItem.next_attempt_at) <= now)
         .where(or_(col(OutboxItem.claimed_until).is_(None), col(OutboxItem.claimed_until) < now))
         .order_by(col(OutboxItem.next_attempt_at))
-        .limit(limit)
+        .limit(bindparam("limit", type_=sa.Integer()))
     )
-    if database.dialect == "postgresql":
+    if skip_locked:
         due = due.with_for_update(skip_locked=True)
-    claim = (
+    return (
         update(OutboxItem)
         .where(col(OutboxItem.id).in_(due))
         .values(
             status="sending",
-            claimed_until=now + dt.timedelta(seconds=claim_seconds),
+            claimed_until=bindparam("until", type_=UTCDateTime()),
             updated_at=now,
         )
         .returning(
@@ -108,24 +143,6 @@ async def claim_due(
             col(OutboxItem.next_attempt_at),
         )
     )
-    async with database.session() as session:
-        connection = await session.connection()
-        rows = (await connection.execute(claim)).all()
-    return [
-        Outbound(
-            id=row.id,
-            channel=row.channel,
-            recipient=row.recipient,
-            subject=row.subject,
-            body=row.body,
-            language=row.language,
-            template=row.template,
-            case_id=row.case_id,
-            party_id=row.party_id,
-            context=dict(row.meta),
-        )
-        for row in sorted(rows, key=lambda row: row.next_attempt_at)
-    ]
 
 
 @dataclass(frozen=True)
@@ -187,14 +204,8 @@ async def apply_outcomes(
     fallback). The rows of the message and the notice are read in advance, all at once."""
     now = utcnow()
     connection = await session.connection()
-    query = sa.select(
-        col(OutboxItem.id),
-        col(OutboxItem.status),
-        col(OutboxItem.attempts),
-        col(OutboxItem.message_id),
-        col(OutboxItem.notice_id),
-    ).where(col(OutboxItem.id).in_([outcome.item_id for outcome in outcomes]))
-    current = {row.id: row for row in (await connection.execute(query)).all()}
+    ids = {"ids": [outcome.item_id for outcome in outcomes]}
+    current = {row.id: row for row in (await connection.execute(CURRENT, ids)).all()}
     changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     more: list[uuid.UUID] = []
     for outcome in outcomes:
@@ -207,12 +218,7 @@ async def apply_outcomes(
         if row.message_id or row.notice_id or status == "permanent-failure":
             more.append(row.id)
     for columns, values in changes.items():
-        statement = (
-            update(OutboxItem)
-            .where(col(OutboxItem.id) == bindparam("row_id"))
-            .values({name: bindparam(name) for name in columns})
-        )
-        await connection.execute(statement, values)
+        await connection.execute(outcome_statement(columns), values)
     if not more:
         return
     items = (await session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(more)))).all()
@@ -226,6 +232,26 @@ async def apply_outcomes(
         await show_on_message(session, item)
         if item.status == "permanent-failure":
             await fall_back(session, item, broker=broker)
+
+
+# What the outcome of an attempt depends on, of the rows ``ids``.
+CURRENT = sa.select(
+    col(OutboxItem.id),
+    col(OutboxItem.status),
+    col(OutboxItem.attempts),
+    col(OutboxItem.message_id),
+    col(OutboxItem.notice_id),
+).where(col(OutboxItem.id).in_(bindparam("ids", expanding=True)))
+
+
+@functools.cache
+def outcome_statement(columns: tuple[str, ...]) -> sa.Update:
+    """The UPDATE of ``columns`` of the outbox row ``row_id`` (made once per set of columns)."""
+    return (
+        update(OutboxItem)
+        .where(col(OutboxItem.id) == bindparam("row_id"))
+        .values({name: bindparam(name) for name in columns})
+    )
 
 
 def outcome_columns(
@@ -401,7 +427,7 @@ class Round:
         return self.attempted
 
     async def claim(self, limit: int, claim_seconds: float) -> None:
-        chunk = min(limit, max(CLAIM_CHUNK, 4 * self.concurrency))
+        chunk = min(limit, max(CLAIM_CHUNK, CLAIM_PER_SEND * self.concurrency))
         claimed = 0
         while claimed < limit and not self.stop.is_set():
             while claimed - self.begun > chunk // 2 and not self.stop.is_set():
@@ -454,6 +480,12 @@ class Round:
         while True:
             await self.outcome_ready.wait()
             self.outcome_ready.clear()
+            # A moment for more outcomes to join, while sends are finishing anyway: fewer,
+            # larger transactions.
+            waited = 0
+            while len(self.outcomes) < 2 * self.concurrency and waited < 4 and not self.closing:
+                await asyncio.sleep(RECORD_LINGER_SECONDS / 4)
+                waited += 1
             while self.outcomes:
                 batch, self.outcomes = self.outcomes, []
                 try:
