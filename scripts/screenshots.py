@@ -78,6 +78,9 @@ async def citizen_pages(
     await shoot(page, out, f"{lang}-case")
     await page.goto("/my-data")
     await shoot(page, out, f"{lang}-my-data")
+    for name in ("notices", "permissions"):
+        await page.goto(f"/{name}")
+        await shoot(page, out, f"{lang}-{name}")
     await context.close()
 
 

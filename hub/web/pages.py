@@ -246,10 +246,12 @@ async def switch_language(lang: str, request: Request, next: str | None = None) 
 def install_pages(app: FastAPI, settings: Settings) -> None:
     """The portal and console pages, their static files and the security headers."""
     from hub.web.console import router as console_router
+    from hub.web.notices import router as notices_router
     from hub.web.portal import router as portal_router
 
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(router)
     app.include_router(portal_router)
+    app.include_router(notices_router)
     app.include_router(console_router)

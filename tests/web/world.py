@@ -1,13 +1,16 @@
 """The people and cases the page tests and the browser tests share: an agency with a member
 of staff who logs in with password and TOTP, a citizen whose case waits for a document from
-him, whose question by mail nobody answered yet, and whose chat waits in the queue, and a
-second citizen with a case of her own."""
+him, whose question by mail nobody answered yet, whose chat waits in the queue, who allowed the
+agency to tell him about rent allowance and got an important notice about it, and a second
+citizen with a case of her own."""
 
 from __future__ import annotations
 
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+
+from sqlmodel import select
 
 from hub.access.service import Viewer
 from hub.cases.service import act_on_case
@@ -16,6 +19,8 @@ from hub.clock import local_today
 from hub.db import Database
 from hub.events.service import Actor
 from hub.messages.service import post_message
+from hub.models import ConsentTopic, Notice, ProcessingActivity
+from hub.notices.consent import record_consent
 from journeys.catalog import load_catalog
 from journeys.engine import RequestInformation
 from tests.builders import STAFF_PASSWORD, make_agency, make_case, make_party, make_staff
@@ -25,6 +30,8 @@ STAFF_EMAIL = "sanne@toeslagen.test"
 WHAT_IS_ASKED = "A copy of your rental agreement"
 MAIL_BODY = "Ik heb een vraag <script>alert('x')</script> over mijn huur."
 CHAT_TEXT = "Hallo, is er iemand?"
+TOPIC_NL = "Huurtoeslag waar u misschien recht op hebt"
+NOTICE_SUBJECT = "U hebt misschien recht op huurtoeslag"
 # A PNG of one pixel: the smallest file the document store takes.
 PNG = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -46,11 +53,17 @@ class PortalWorld:
     chat_case_id: uuid.UUID
     chat_id: uuid.UUID
     other_case_id: uuid.UUID
+    notice_id: uuid.UUID
+    topic_id: int
 
     @property
     def path_values(self) -> dict[str, str]:
         """A value for each path parameter of the pages and forms, to visit them all."""
-        return {"case_id": str(self.waiting_case_id), "conversation_id": str(self.chat_id)}
+        return {
+            "case_id": str(self.waiting_case_id),
+            "conversation_id": str(self.chat_id),
+            "notice_id": str(self.notice_id),
+        }
 
 
 async def make_portal_world(database: Database) -> PortalWorld:
@@ -98,6 +111,44 @@ async def make_portal_world(database: Database) -> PortalWorld:
             text=CHAT_TEXT,
         )
         others = await make_case(session, other)
+
+        activity = (
+            await session.exec(
+                select(ProcessingActivity).where(ProcessingActivity.agency_id == "toeslagen")
+            )
+        ).one()
+        assert activity.id is not None
+        topic = ConsentTopic(
+            agency_id="toeslagen",
+            code="huurtoeslag-recht",
+            title={"nl": TOPIC_NL, "en": "Rent allowance you may be entitled to"},
+            processing_activity_id=activity.id,
+        )
+        session.add(topic)
+        await session.flush()
+        await record_consent(
+            session,
+            party_id=jan.id,
+            topic=topic,
+            granted=True,
+            recorded_by_kind="citizen",
+            recorded_by_id=str(jan.id),
+            source="portal",
+        )
+        notice = Notice(
+            agency_id="toeslagen",
+            party_id=jan.id,
+            topic_id=topic.id or 0,
+            template_code="huurtoeslag-recht",
+            dedupe_key="world-1",
+            status="delivered",
+            channel="portal",
+            important=True,
+            subject=NOTICE_SUBJECT,
+            body="Uw huur is hoog voor uw inkomen. <b>Kijk</b> of u huurtoeslag kunt krijgen.",
+        )
+        session.add(notice)
+        await session.flush()
         assert staff.totp_secret is not None
         return PortalWorld(
             agency_id="toeslagen",
@@ -112,4 +163,6 @@ async def make_portal_world(database: Database) -> PortalWorld:
             chat_case_id=chat_case.id,
             chat_id=started.conversation.id,
             other_case_id=others.id,
+            notice_id=notice.id,
+            topic_id=topic.id or 0,
         )
