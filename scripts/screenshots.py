@@ -73,9 +73,11 @@ async def citizen_pages(
         await page.wait_for_selector(".tracker")
         await shoot(page, out, f"{lang}-case-your-turn")
         await page.goto("/my-cases")
-    await page.locator("ul.cards li:not(.your-turn) h3 a").first.click()
-    await page.wait_for_selector(".tracker")
-    await shoot(page, out, f"{lang}-case")
+    other = page.locator("ul.cards li:not(.your-turn) h3 a").first
+    if await other.count():
+        await other.click()
+        await page.wait_for_selector(".tracker")
+        await shoot(page, out, f"{lang}-case")
     await page.goto("/my-data")
     await shoot(page, out, f"{lang}-my-data")
     for name in ("notices", "permissions"):
