@@ -9,6 +9,7 @@ never holds a connection; a claim expires, so a crashed worker's rows are taken 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import functools
@@ -373,12 +374,12 @@ class Pooling(Protocol):
 class Round:
     """One call of :func:`deliver_once`: claim, send, record, as a pipeline.
 
-    Rows are claimed in chunks, the next one when half of the last has started, so sends
-    never wait for a claim. Each row is sent by a task of its own, at most ``concurrency``
-    per channel at once. Outcomes are recorded by one task, in batches: whatever finished
-    while the previous batch was being written, so the cost of a transaction is shared.
-    A send may start only while fewer than ``2 * concurrency`` messages are handed over and
-    not yet recorded — the most that a crash can make go twice.
+    Rows are claimed in chunks, the next one when half of the last has been taken up, so
+    sends never wait for a claim. Each channel has up to ``concurrency`` senders, each
+    sending one message after another from the channel's queue. Outcomes are recorded by
+    one task, in batches of whatever finished meanwhile, so that a transaction's cost is
+    shared. A send starts only while fewer than ``UNRECORDED_PER_SEND * concurrency``
+    messages are handed over and not yet recorded: the most that a crash can make go twice.
     """
 
     def __init__(
@@ -397,15 +398,15 @@ class Round:
         self.concurrency = concurrency
         self.stop = stop
         self.grace_seconds = grace_seconds
-        self.sending: dict[str, asyncio.Semaphore] = {}
-        self.unrecorded = asyncio.Semaphore(UNRECORDED_PER_SEND * concurrency)
+        self.queues: dict[str, collections.deque[Outbound]] = {}
+        self.senders: collections.Counter[str] = collections.Counter()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.unrecorded = asyncio.Semaphore(UNRECORDED_PER_SEND * concurrency)
         self.outcomes: list[Outcome] = []
         self.outcome_ready = asyncio.Event()
         self.progress = asyncio.Event()
-        self.begun = 0  # rows whose send started, or which were set aside unsent
+        self.queued = 0  # claimed, and not yet taken up by a sender
         self.attempted = 0
-        self.unsent: list[uuid.UUID] = []
         self.drained = False
         self.closing = False
 
@@ -416,21 +417,22 @@ class Round:
             await self.claim(limit, claim_seconds)
         finally:
             try:
-                if self.tasks:
+                while self.tasks:
                     await asyncio.wait(self.tasks)
             finally:
                 watcher.cancel()
                 self.closing = True
                 self.outcome_ready.set()
                 await recorder
-                await release(self.database, self.unsent)
+                unsent = [message.id for queue in self.queues.values() for message in queue]
+                await release(self.database, unsent)
         return self.attempted
 
     async def claim(self, limit: int, claim_seconds: float) -> None:
         chunk = min(limit, max(CLAIM_CHUNK, CLAIM_PER_SEND * self.concurrency))
         claimed = 0
         while claimed < limit and not self.stop.is_set():
-            while claimed - self.begun > chunk // 2 and not self.stop.is_set():
+            while self.queued > chunk // 2 and not self.stop.is_set():
                 self.progress.clear()
                 await self.progress.wait()
             if self.stop.is_set():
@@ -438,39 +440,42 @@ class Round:
             wanted = min(chunk, limit - claimed)
             batch = await claim_due(self.database, limit=wanted, claim_seconds=claim_seconds)
             claimed += len(batch)
+            self.queued += len(batch)
             for message in batch:
-                task = asyncio.create_task(self.deliver(message))
-                self.tasks.add(task)
-                task.add_done_callback(self.tasks.discard)
+                self.queues.setdefault(message.channel, collections.deque()).append(message)
+            for channel, queue in self.queues.items():
+                while self.senders[channel] < min(self.concurrency, len(queue)):
+                    self.senders[channel] += 1
+                    task = asyncio.create_task(self.send_from(channel, queue))
+                    self.tasks.add(task)
+                    task.add_done_callback(self.tasks.discard)
             if len(batch) < wanted:
                 self.drained = True
                 return
 
-    async def deliver(self, message: Outbound) -> None:
-        sending = False
-        channel = self.sending.setdefault(message.channel, asyncio.Semaphore(self.concurrency))
+    async def send_from(self, channel: str, queue: collections.deque[Outbound]) -> None:
+        """Send the channel's messages one after another until none is left or a stop."""
         try:
-            async with channel:
+            while queue and not self.stop.is_set():
                 await self.unrecorded.acquire()
-                self.begun += 1
-                self.progress.set()
-                if self.stop.is_set():
+                if not queue or self.stop.is_set():
                     self.unrecorded.release()
-                    self.unsent.append(message.id)
                     return
-                sending = True
+                message = queue.popleft()
+                self.queued -= 1
+                self.progress.set()
                 self.attempted += 1
-                outcome = await attempt(self.adapters, message)
-        except asyncio.CancelledError:
-            if sending:
-                # Cut off by the end of the grace period: whether the provider took it is
-                # unknown, so it is tried again after the backoff, like any temporary failure.
-                self.add(Outcome(message.id, None, "cut off: the worker was stopping"))
-            else:
-                self.begun += 1
-                self.unsent.append(message.id)
-            raise
-        self.add(outcome)
+                try:
+                    outcome = await attempt(self.adapters, message)
+                except asyncio.CancelledError:
+                    # Cut off by the end of the grace period: whether the provider took it
+                    # is unknown, so it is tried again after the backoff, like any temporary
+                    # failure.
+                    self.add(Outcome(message.id, None, "cut off: the worker was stopping"))
+                    raise
+                self.add(outcome)
+        finally:
+            self.senders[channel] -= 1
 
     def add(self, outcome: Outcome) -> None:
         self.outcomes.append(outcome)
@@ -498,7 +503,7 @@ class Round:
 
     async def watch_stop(self) -> None:
         await self.stop.wait()
-        self.progress.set()  # the claimer stops waiting for sends to start
+        self.progress.set()  # the claimer stops waiting for sends to take up its rows
         await asyncio.sleep(self.grace_seconds)
         for task in list(self.tasks):
             task.cancel()
