@@ -1,7 +1,8 @@
 """The staff console: log in with email, password and a TOTP code, then the queue of what
 waits for an answer — chats waiting to be picked up and messages nobody answered yet, on
 any channel — with how long each has waited; pick a chat up, and read a case: where it
-stands, who the party is and how they like to be reached, and its whole thread.
+stands, who the party is and how they like to be reached, and its whole thread; move it on,
+ask the citizen for information, or decide.
 
 Showing a waiting chat or message shows party data, so each one shown is written to the
 access log under its case's processing activity (the chat queue does this itself).
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from pydantic import ValidationError
 from sqlalchemy import and_, func
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -22,12 +24,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.access.service import Viewer, case_for_viewer, visible_agency_filter
 from hub.auth.routes import set_session_cookie
 from hub.auth.staff import login_staff
+from hub.cases import service as cases
 from hub.cases.service import case_status, definition_of, record_case_access
 from hub.chat import service as chat
+from hub.clock import local_today
 from hub.db import utcnow
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.documents.service import documents_of_case
-from hub.errors import NotAuthenticated
+from hub.errors import InvalidInput, NotAuthenticated
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, Message, Party, StaffMember
 from hub.web.i18n import mark
@@ -41,6 +45,7 @@ from hub.web.pages import (
     render,
 )
 from journeys.catalog import Catalog
+from journeys.engine import parse_action
 
 router = page_router()
 
@@ -235,6 +240,62 @@ async def case_view(
             "thread": await read_thread(session, case, staff_view=True),
             "documents": await documents_of_case(session, case.id, staff_view=True),
             "picked": request.query_params.get("picked") == "1",
+            "done": request.query_params.get("done"),
+            "next_stages": [
+                (stage_id, definition.stage(stage_id).name.get(lang))
+                for stage_id in definition.stage(case.stage).to
+            ],
+            "results": [
+                (result.id, result.text.get(lang))
+                for result in definition.results
+                if result.id in definition.stage(case.stage).decides
+            ],
         },
         viewer=viewer,
     )
+
+
+ACTION_FIELDS = {
+    "advance": ("to",),
+    "request_information": ("what", "deadline"),
+    "decide": ("result",),
+}
+
+
+@router.post("/console/cases/{case_id}/actions", response_class=RedirectResponse)
+async def act_on_case(
+    case_id: uuid.UUID,
+    request: Request,
+    viewer: StaffPage,
+    session: SessionDep,
+    catalog: CatalogDep,
+    broker: BrokerDep,
+    settings: SettingsDep,
+) -> Response:
+    """Take a journey action on the case: move it to a next stage, ask the citizen for
+    information by a date, or decide. What the stage does not allow is refused (409)."""
+    fields = await posted_form(request, settings)
+    case, _ = await case_for_viewer(session, viewer, case_id, for_update=True)
+    kind = fields.get("kind", "")
+    if kind not in ACTION_FIELDS:
+        raise InvalidInput("No such action.")
+    raw: dict[str, object] = {"kind": kind, "on": local_today(settings.timezone)}
+    for name in ACTION_FIELDS[kind]:
+        value = fields.get(name, "").strip()
+        if value:
+            raw[name] = value
+    try:
+        action = parse_action(raw)
+    except ValidationError:
+        raise InvalidInput("The action is not complete.") from None
+    await cases.act_on_case(
+        session,
+        catalog=catalog,
+        case=case,
+        action=action,
+        actor=viewer.actor(),
+        broker=broker,
+        timezone=settings.timezone,
+    )
+    await record_case_access(session, viewer, case, catalog, action="change", data="case")
+    return RedirectResponse(f"/console/cases/{case.id}?done={kind}", status_code=303)

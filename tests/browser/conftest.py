@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
-from playwright.async_api import Browser, BrowserContext, Playwright, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    Playwright,
+    async_playwright,
+    expect,
+)
 
 from hub.app import create_app
 from hub.config import Settings
@@ -23,6 +29,10 @@ from tests.live.harness import start_server
 from tests.web.world import PortalWorld, make_portal_world
 
 CHROMIUM = Path("/usr/bin/chromium")
+# CI shares two cores with everything else: wait longer than Playwright's 5 s for a page to
+# show what it should, so that a busy machine is not mistaken for a broken page.
+SLOW_MACHINE_MS = 20_000
+expect.set_options(timeout=SLOW_MACHINE_MS)
 AXE = Path(__file__).resolve().parents[2] / "node_modules" / "axe-core" / "axe.min.js"
 
 
@@ -75,6 +85,7 @@ class Hub:
         """A fresh browser profile with the language chosen, logged in ``as_`` citizen or
         staff (with a session cookie, as the login page would have set it)."""
         context = await browser.new_context(base_url=self.url)
+        context.set_default_timeout(SLOW_MACHINE_MS)
         cookies = [{"name": LANGUAGE_COOKIE, "value": lang, "url": self.url}]
         if as_ == "citizen":
             token = await token_for(self.database, "citizen", self.world.citizen_id)

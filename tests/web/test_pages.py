@@ -400,3 +400,64 @@ async def test_a_citizen_sees_what_is_held_about_him_and_who_looked_at_it(
     assert "Sanne de Wit" in log and "Dienst Toeslagen" in log
     assert "Bekeken: een wachtende vraag" in log
     assert "vragen-beantwoorden purpose" in log
+
+
+async def test_staff_ask_for_information_and_decide_and_the_citizen_sees_it(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    world = await make_portal_world(database)
+    transport = client._transport
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as staff:
+        await log_in_staff(staff, world)
+        view = await staff.get(f"/console/cases/{world.mail_case_id}")
+        assert "Vraag de burger om" in view.text
+        asked = await staff.post(
+            f"/console/cases/{world.mail_case_id}/actions",
+            data={
+                "csrf_token": csrf_of(view.text),
+                "kind": "request_information",
+                "what": "Uw huurcontract",
+                "deadline": "",
+            },
+        )
+        assert asked.status_code == 303
+        assert (
+            "De burger is om de informatie gevraagd."
+            in (await staff.get(asked.headers["location"])).text
+        )
+
+        await log_in_citizen(client, database, settings, world.citizen_email)
+        mine = await client.get("/my-cases")
+        todo = mine.text[mine.text.index('id="todo-heading"') : mine.text.index('id="running')]
+        assert todo.count('<li class="card') == 2  # the waiting case, and this one now
+
+        case_page = await client.get(f"/cases/{world.mail_case_id}")
+        assert "Uw huurcontract" in case_page.text
+        sent = await client.post(
+            f"/cases/{world.mail_case_id}/documents",
+            data={"csrf_token": csrf_of(case_page.text)},
+            files={"file": ("huurcontract.png", PNG, "image/png")},
+        )
+        assert sent.status_code == 303
+
+        view = await staff.get(f"/console/cases/{world.mail_case_id}")
+        assert "huurcontract.png" in view.text
+        refused = await staff.post(
+            f"/console/cases/{world.mail_case_id}/actions",
+            data={"csrf_token": csrf_of(view.text), "kind": "delete"},
+        )
+        assert refused.status_code == 422
+        decided = await staff.post(
+            f"/console/cases/{world.mail_case_id}/actions",
+            data={"csrf_token": csrf_of(view.text), "kind": "decide", "result": "answered"},
+        )
+        assert decided.status_code == 303
+        again = await staff.post(
+            f"/console/cases/{world.mail_case_id}/actions",
+            data={"csrf_token": csrf_of(view.text), "kind": "decide", "result": "answered"},
+        )
+        assert again.status_code == 409 and "Dit kan nu niet" in again.text
+
+    case = await client.get(f"/cases/{world.mail_case_id}")
+    assert "Wij hebben uw vraag beantwoord." in case.text
+    assert "Niemand: uw zaak is afgerond" in case.text
