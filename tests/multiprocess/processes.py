@@ -1,6 +1,6 @@
-"""The hub in production shape, without containers: `hub migrate` on a PostgreSQL database of
-its own, then any number of `hub serve` and `hub worker` processes sharing it and Redis, each
-with its own log file, started the way compose.yaml starts them (settings in HUB_*)."""
+"""The hub in production shape, without containers: a PostgreSQL database of its own, and any
+number of `hub serve` and `hub worker` processes sharing it and Redis, each with its own log
+file, started the way compose.yaml starts them (settings in HUB_*)."""
 
 from __future__ import annotations
 
@@ -106,13 +106,6 @@ async def run_hub(
             stderr=asyncio.subprocess.STDOUT,
         )
     return HubProcess(name, process, log, port)
-
-
-async def migrate(env: Mapping[str, str], folder: Path) -> None:
-    """`hub migrate`, the one-shot step before any API process or worker starts."""
-    hub = await run_hub("migrate", env=env, folder=folder, name="migrate")
-    code = await asyncio.wait_for(hub.process.wait(), STARTUP_SECONDS)
-    assert code == 0, f"hub migrate failed:\n{hub.output()}"
 
 
 async def serve(env: Mapping[str, str], folder: Path, name: str) -> HubProcess:

@@ -31,13 +31,14 @@ from sqlmodel import col, select
 from websockets.asyncio.client import connect
 
 from hub.db import Database
+from hub.migrations import upgrade_async
 from hub.models import OutboxItem
 from tests.builders import bearer, make_agency, make_party, token_for
 from tests.conftest import POSTGRES_UP, REDIS_UP, REDIS_URL
 from tests.email.sink import SmtpSink
 from tests.fakes.twilio import TwilioStandIn
 from tests.live.harness import LiveClient, quick_staff, ticket_for
-from tests.multiprocess.processes import HubProcess, fresh_database, migrate, serve, worker
+from tests.multiprocess.processes import HubProcess, fresh_database, serve, worker
 from tests.test_channel_switch import ALWAYS_OPEN, answer_to, eventually, text_of
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -129,7 +130,8 @@ async def deployment(
             "HUB_TWILIO_API_BASE": twilio.url,
             "HUB_WORKER_INTERVAL_SECONDS": "0.05",
         }
-        await migrate(env, tmp_path)
+        # What `hub migrate` does, without starting a process for it (tests/test_cli.py does).
+        await upgrade_async(url)
         started = await asyncio.gather(
             serve(env, tmp_path, "api-a"),
             serve(env, tmp_path, "api-b"),
