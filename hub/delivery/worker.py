@@ -14,6 +14,7 @@ import contextlib
 import datetime as dt
 import functools
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,8 @@ CLAIM_PER_SEND = 8  # and per concurrent send
 # Messages handed over but not yet recorded, per concurrent send: the more, the larger the
 # batches in which outcomes are recorded, and the more a crash may send twice.
 UNRECORDED_PER_SEND = 4
+# A send starts within this share of its claim, so that it ends before the claim does.
+SEND_WITHIN_CLAIM = 0.75
 RECORD_LINGER_SECONDS = 0.01  # at most, for outcomes to gather into one transaction
 GRACE_SECONDS = 10.0  # for sends under way to finish when the worker is stopped
 
@@ -61,15 +64,20 @@ def backoff(attempts: int) -> dt.timedelta:
 
 
 async def claim_due(
-    database: Database, *, limit: int = 20, claim_seconds: float = CLAIM_SECONDS
+    database: Database,
+    *,
+    limit: int = 20,
+    claim_seconds: float = CLAIM_SECONDS,
+    now: dt.datetime | None = None,
 ) -> list[Outbound]:
     """Mark up to ``limit`` due rows as claimed by this worker and return what to send,
     oldest due first.
 
-    A claim lasts ``claim_seconds``: long enough to send the batch, after which the rows of
-    a worker that died are due again for another. One statement claims and returns them.
+    A claim lasts ``claim_seconds`` from ``now``: long enough to send the batch, after
+    which the rows of a worker that died are due again for another. One statement claims
+    and returns them.
     """
-    now = utcnow()
+    now = now or utcnow()
     claim = claim_statement(database.dialect == "postgresql")
     values = {"now": now, "until": now + dt.timedelta(seconds=claim_seconds), "limit": limit}
     if database.dialect == "postgresql":
@@ -326,9 +334,12 @@ async def fall_back(session: AsyncSession, item: OutboxItem, *, broker: Broker |
     )
 
 
-async def release(database: Database, item_ids: Sequence[uuid.UUID]) -> None:
-    """Give up the claim on rows that were not sent, so that any worker takes them at once;
-    a row never tried is ``pending`` again."""
+async def release(
+    database: Database, item_ids: Sequence[uuid.UUID], *, claimed_until: dt.datetime
+) -> None:
+    """Give up this worker's claim (the one lasting until ``claimed_until``) on rows it did
+    not send, so that any worker takes them at once; a row never tried is ``pending``
+    again. A row claimed by another worker since, once this claim ran out, stays theirs."""
     if not item_ids:
         return
     async with database.session() as session:
@@ -336,6 +347,7 @@ async def release(database: Database, item_ids: Sequence[uuid.UUID]) -> None:
         await connection.execute(
             update(OutboxItem)
             .where(col(OutboxItem.id).in_(item_ids))
+            .where(col(OutboxItem.claimed_until) == claimed_until)
             .values(
                 claimed_until=None,
                 status=case((col(OutboxItem.attempts) == 0, "pending"), else_=OutboxItem.status),
@@ -371,6 +383,15 @@ class Pooling(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Claimed:
+    """A message to send, the end of its claim, and the moment to start sending it by."""
+
+    message: Outbound
+    until: dt.datetime
+    start_by: float  # time.monotonic()
+
+
 class Round:
     """One call of :func:`deliver_once`: claim, send, record, as a pipeline.
 
@@ -398,7 +419,8 @@ class Round:
         self.concurrency = concurrency
         self.stop = stop
         self.grace_seconds = grace_seconds
-        self.queues: dict[str, collections.deque[Outbound]] = {}
+        self.queues: dict[str, collections.deque[Claimed]] = {}
+        self.unsent: list[Claimed] = []
         self.senders: collections.Counter[str] = collections.Counter()
         self.tasks: set[asyncio.Task[None]] = set()
         self.unrecorded = asyncio.Semaphore(UNRECORDED_PER_SEND * concurrency)
@@ -424,8 +446,10 @@ class Round:
                 self.closing = True
                 self.outcome_ready.set()
                 await recorder
-                unsent = [message.id for queue in self.queues.values() for message in queue]
-                await release(self.database, unsent)
+                unsent = [*self.unsent, *(c for queue in self.queues.values() for c in queue)]
+                for until in {claimed.until for claimed in unsent}:
+                    ids = [c.message.id for c in unsent if c.until == until]
+                    await release(self.database, ids, claimed_until=until)
         return self.attempted
 
     async def claim(self, limit: int, claim_seconds: float) -> None:
@@ -438,11 +462,17 @@ class Round:
             if self.stop.is_set():
                 return
             wanted = min(chunk, limit - claimed)
-            batch = await claim_due(self.database, limit=wanted, claim_seconds=claim_seconds)
+            now, start_by = utcnow(), time.monotonic() + claim_seconds * SEND_WITHIN_CLAIM
+            batch = await claim_due(
+                self.database, limit=wanted, claim_seconds=claim_seconds, now=now
+            )
+            until = now + dt.timedelta(seconds=claim_seconds)
             claimed += len(batch)
             self.queued += len(batch)
             for message in batch:
-                self.queues.setdefault(message.channel, collections.deque()).append(message)
+                self.queues.setdefault(message.channel, collections.deque()).append(
+                    Claimed(message, until, start_by)
+                )
             for channel, queue in self.queues.items():
                 while self.senders[channel] < min(self.concurrency, len(queue)):
                     self.senders[channel] += 1
@@ -453,17 +483,25 @@ class Round:
                 self.drained = True
                 return
 
-    async def send_from(self, channel: str, queue: collections.deque[Outbound]) -> None:
-        """Send the channel's messages one after another until none is left or a stop."""
+    async def send_from(self, channel: str, queue: collections.deque[Claimed]) -> None:
+        """Send the channel's messages one after another until none is left or a stop.
+
+        A message whose claim has nearly run out while it waited (a slow provider) is not
+        sent: another worker may take it once the claim has expired, and both would send."""
         try:
             while queue and not self.stop.is_set():
                 await self.unrecorded.acquire()
                 if not queue or self.stop.is_set():
                     self.unrecorded.release()
                     return
-                message = queue.popleft()
+                claimed = queue.popleft()
                 self.queued -= 1
                 self.progress.set()
+                if time.monotonic() > claimed.start_by:
+                    self.unrecorded.release()
+                    self.unsent.append(claimed)
+                    continue
+                message = claimed.message
                 self.attempted += 1
                 try:
                     outcome = await attempt(self.adapters, message)
