@@ -17,7 +17,7 @@ from hub.clock import local_today
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import append_event, events_after
-from hub.models import Agency, Case, Party, StaffMember
+from hub.models import Case, Party
 from hub.parties.service import find_or_create_party
 from journeys.engine import parse_action
 
@@ -26,33 +26,34 @@ router = APIRouter(prefix="/api", tags=["cases"])
 CITIZEN_ACTIONS = {"provide_information", "withdraw"}
 
 
-async def _contact(session: AsyncSession, case: Case) -> ContactOut:
-    agency = await session.get(Agency, case.agency_id)
-    owner = await session.get(StaffMember, case.owner_id) if case.owner_id else None
-    return ContactOut(
-        name=owner.display_name if owner else None,
-        agency=case.agency_id,
-        agency_name=agency.name if agency else case.agency_id,
-    )
-
-
 async def _case_out(
     session: AsyncSession,
     case: Case,
     *,
     catalog: Any,
-    lang: str,
+    lang: str | None,
     timezone: str,
+    reader: uuid.UUID | None = None,
     with_status: bool = True,
 ) -> CaseOut:
+    """The case as answered: ``lang`` when given, else the language ``reader`` (a party)
+    prefers, else Dutch."""
+    details = await service.case_details(session, case, party_id=None if lang else reader)
+    language = lang or details.language or "nl"
     definition = service.definition_of(catalog, case)
-    view = service.case_status(catalog, case, lang=lang, timezone=timezone) if with_status else None
+    view = (
+        service.case_status(catalog, case, lang=language, timezone=timezone)
+        if with_status
+        else None
+    )
     return CaseOut.of(
         case,
-        contact=await _contact(session, case),
-        participants=await service.participants(session, case.id),
+        contact=ContactOut(
+            name=details.owner_name, agency=case.agency_id, agency_name=details.agency_name
+        ),
+        participants=details.participants,
         view=view,
-        title=definition.title.get(lang),
+        title=definition.title.get(language),
     )
 
 
@@ -145,9 +146,13 @@ async def read_case(
     """One case with its status view: stage k of n, whose turn, what next, expected date."""
     case, _ = await case_for_viewer(session, viewer, case_id)
     await service.record_case_access(session, viewer, case, catalog, action="read", data="case")
-    language = await _language(session, viewer, lang)
     return await _case_out(
-        session, case, catalog=catalog, lang=language, timezone=settings.timezone
+        session,
+        case,
+        catalog=catalog,
+        lang=lang,
+        timezone=settings.timezone,
+        reader=viewer.party_id,
     )
 
 
@@ -185,9 +190,13 @@ async def act_on_case(
         timezone=settings.timezone,
     )
     await service.record_case_access(session, viewer, case, catalog, action="change", data="case")
-    language = await _language(session, viewer, None)
     return await _case_out(
-        session, case, catalog=catalog, lang=language, timezone=settings.timezone
+        session,
+        case,
+        catalog=catalog,
+        lang=None,
+        timezone=settings.timezone,
+        reader=viewer.party_id,
     )
 
 
