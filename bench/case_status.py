@@ -44,13 +44,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from hub.auth.sessions import hash_token, new_token  # noqa: E402
-from hub.cases.service import open_case  # noqa: E402
-from hub.db import Database, create_all, utcnow  # noqa: E402
-from hub.events.service import Actor  # noqa: E402
-from hub.models import Agency, Case, CaseParticipant, LoginSession, Party, StaffMember  # noqa: E402
-from hub.parties.service import bsn_is_valid  # noqa: E402
-from journeys.catalog import load_catalog  # noqa: E402
 
 DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 HUB_PATH = "/api/cases/"
@@ -75,6 +68,15 @@ async def seed(url: str, *, cases: int, citizens: int) -> list[tuple[str, uuid.U
     """Agencies and their staff, ``citizens`` citizens each logged in, and ``cases`` cases
     spread over them (every journey of the catalogue, each with its owner and the agencies
     taking part); returns one (token, case id) pair per case, the token its citizen's."""
+    # Imported here, so that the load generator's and the bare server's processes need not.
+    from hub.auth.sessions import hash_token, new_token
+    from hub.cases.service import open_case
+    from hub.db import Database, create_all, utcnow
+    from hub.events.service import Actor
+    from hub.models import Agency, Case, CaseParticipant, LoginSession, Party, StaffMember
+    from hub.parties.service import bsn_is_valid
+    from journeys.catalog import load_catalog
+
     catalog = load_catalog()
     database = Database(url)
     await create_all(database)
@@ -335,27 +337,16 @@ async def load(
     *,
     connections: int,
     seconds: float,
+    warmup: float,
     folder: Path,
 ) -> Figures:
-    """Load the server from a process of its own for ``seconds``; its figures."""
+    """Load the server from a process of its own: ``warmup`` seconds unmeasured, then
+    ``seconds`` measured; its figures."""
     if client == "wrk":
-        script = folder / f"load-{prefix.strip('/').replace('/', '-')}.lua"
-        script.write_text(WRK_SCRIPT.replace("PREFIX", prefix))
-        command = [
-            "wrk",
-            f"-t{min(2, connections)}",
-            f"-c{connections}",
-            f"-d{max(1, round(seconds))}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            f"http://127.0.0.1:{port}",
-            "--",
-            str(targets),
-        ]
-    else:
-        command = [
+        await run_load(wrk_command(port, prefix, targets, connections, warmup, folder))
+        return await run_load(wrk_command(port, prefix, targets, connections, seconds, folder))
+    return await run_load(
+        [
             sys.executable,
             __file__,
             "--load",
@@ -366,7 +357,34 @@ async def load(
             str(connections),
             "--seconds",
             str(seconds),
+            "--warmup",
+            str(warmup),
         ]
+    )
+
+
+def wrk_command(
+    port: int, prefix: str, targets: Path, connections: int, seconds: float, folder: Path
+) -> list[str]:
+    script = folder / f"load-{prefix.strip('/').replace('/', '-')}.lua"
+    script.write_text(WRK_SCRIPT.replace("PREFIX", prefix))
+    return [
+        "wrk",
+        f"-t{min(2, connections)}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        f"http://127.0.0.1:{port}",
+        "--",
+        str(targets),
+    ]
+
+
+async def run_load(command: list[str]) -> Figures:
+    """Run one load generator to its end; the figures it printed."""
     process = await asyncio.create_subprocess_exec(
         *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
@@ -376,13 +394,16 @@ async def load(
     return parse_figures(out.decode())
 
 
-async def python_load(base: str, pairs: list[list[str]], connections: int, seconds: float) -> None:
-    """The load generator when ``wrk`` is not installed: ``connections`` clients in a loop."""
+async def python_load(
+    base: str, pairs: list[list[str]], connections: int, seconds: float, warmup: float
+) -> None:
+    """The load generator when ``wrk`` is not installed: ``connections`` clients in a loop,
+    ``warmup`` seconds unmeasured, then ``seconds`` measured."""
     import aiohttp
 
     timings: list[float] = []
     errors = 0
-    deadline = time.perf_counter() + seconds
+    deadline = 0.0
 
     async def client(offset: int, http: aiohttp.ClientSession) -> None:
         nonlocal errors
@@ -400,10 +421,16 @@ async def python_load(base: str, pairs: list[list[str]], connections: int, secon
             timings.append((time.perf_counter() - started) * 1000)
 
     connector = aiohttp.TCPConnector(limit=connections)
-    started = time.perf_counter()
     async with aiohttp.ClientSession(connector=connector) as http:
+        if warmup > 0:
+            deadline = time.perf_counter() + warmup
+            await asyncio.gather(*(client(n * 7919, http) for n in range(connections)))
+            timings.clear()
+            errors = 0
+        started = time.perf_counter()
+        deadline = started + seconds
         await asyncio.gather(*(client(n * 7919, http) for n in range(connections)))
-    elapsed = time.perf_counter() - started
+        elapsed = time.perf_counter() - started
     ordered = sorted(timings) or [0.0]
     figures = {
         "requests": len(timings),
@@ -480,10 +507,15 @@ async def main(args: argparse.Namespace) -> dict[tuple[str, int], Result]:
                     async with server(kind, url, workers, folder) as port:
                         await check_answers(port, kind, *pairs[0])
                         prefix = HUB_PATH if kind == "hub" else BARE_PATH
-                        common = {"connections": args.connections, "folder": folder}
-                        await load(client, port, prefix, targets, seconds=args.warmup, **common)
                         figures = await load(
-                            client, port, prefix, targets, seconds=args.seconds, **common
+                            client,
+                            port,
+                            prefix,
+                            targets,
+                            connections=args.connections,
+                            seconds=args.seconds,
+                            warmup=args.warmup,
+                            folder=folder,
                         )
                     if figures.errors:
                         raise RuntimeError(f"{kind}: {figures.errors} requests failed")
@@ -559,6 +591,6 @@ if __name__ == "__main__":
         serve(args.serve, args.port, args.workers)
     elif args.load:
         pairs = [line.split() for line in args.targets.read_text().splitlines() if line]
-        asyncio.run(python_load(args.load, pairs, args.connections, args.seconds))
+        asyncio.run(python_load(args.load, pairs, args.connections, args.seconds, args.warmup))
     else:
         asyncio.run(main(args))
