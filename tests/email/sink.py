@@ -41,7 +41,8 @@ class Received:
 @dataclass
 class SmtpSink:
     """``gate``, when given, holds every DATA until it is set: a slow server, for tests of
-    what happens to mail under way; ``receiving`` counts the mails held or taken so far."""
+    what happens to mail under way; ``receiving`` counts the mails held or taken so far,
+    ``connections`` the connections clients opened."""
 
     rcpt_reply: str = "250 OK"
     data_reply: str = "250 OK: queued"
@@ -50,6 +51,7 @@ class SmtpSink:
     server: asyncio.Server | None = None
     gate: asyncio.Event | None = None
     receiving: int = 0
+    connections: int = 0
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: Any
@@ -74,7 +76,11 @@ class SmtpSink:
         implicit_tls: ssl.SSLContext | None = None,
         starttls: ssl.SSLContext | None = None,
         credentials: tuple[str, str] | None = None,
+        idle_seconds: float = 300,
     ) -> None:
+        """Listen on a free port. ``idle_seconds``: how long a connection may wait for the
+        client's next command before the server says 421 and closes it."""
+
         def authenticate(
             server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
         ) -> AuthResult:
@@ -83,9 +89,11 @@ class SmtpSink:
             return AuthResult(success=ok, handled=False)  # False: aiosmtpd answers 535
 
         def protocol() -> SMTP:
+            self.connections += 1
             return SMTP(
                 self,
                 hostname="sink.test",
+                timeout=idle_seconds,
                 tls_context=starttls,
                 require_starttls=starttls is not None,
                 auth_required=credentials is not None,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import ssl
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -45,6 +47,23 @@ def outbound(**changes: Any) -> Outbound:
     return Outbound(**values)
 
 
+OPENED: list[SmtpAdapter] = []
+
+
+def smtp(settings: Settings, *, tls_context: ssl.SSLContext | None = None) -> SmtpAdapter:
+    """An SMTP adapter whose open connections are closed after the test."""
+    adapter = SmtpAdapter(settings, tls_context=tls_context)
+    OPENED.append(adapter)
+    return adapter
+
+
+@pytest.fixture(autouse=True)
+async def close_connections() -> AsyncIterator[None]:
+    yield
+    while OPENED:
+        await OPENED.pop().close()
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -54,7 +73,7 @@ def free_port() -> int:
 async def test_a_reply_goes_out_with_text_and_html_and_a_reply_address(
     settings: Settings, sink: SmtpSink
 ) -> None:
-    adapter = SmtpAdapter(smtp_settings(settings, sink.port))
+    adapter = smtp(smtp_settings(settings, sink.port))
     message = outbound()
     report = await adapter.send(message)
 
@@ -89,7 +108,7 @@ async def test_a_reply_goes_out_with_text_and_html_and_a_reply_address(
 
 
 async def test_input_never_adds_a_header(settings: Settings, sink: SmtpSink) -> None:
-    adapter = SmtpAdapter(smtp_settings(settings, sink.port))
+    adapter = smtp(smtp_settings(settings, sink.port))
     message = outbound(
         subject="Vraag\r\nBcc: everyone@example.com",
         context={"party_name": "Jan\r\nX-Injected: yes", "case_reference": "HT-1"},
@@ -107,14 +126,14 @@ async def test_input_never_adds_a_header(settings: Settings, sink: SmtpSink) -> 
 async def test_a_recipient_with_a_line_break_is_a_permanent_failure(
     settings: Settings, sink: SmtpSink
 ) -> None:
-    adapter = SmtpAdapter(smtp_settings(settings, sink.port))
+    adapter = smtp(smtp_settings(settings, sink.port))
     report = await adapter.send(outbound(recipient="jan@example.nl\r\nRCPT TO:<x@evil.test>"))
     assert report.status == "permanent-failure"
     assert sink.received == []
 
 
 async def test_english_and_generic_templates(settings: Settings, sink: SmtpSink) -> None:
-    adapter = SmtpAdapter(smtp_settings(settings, sink.port))
+    adapter = smtp(smtp_settings(settings, sink.port))
     await adapter.send(outbound(language="en", template="case_decided", body="A decision."))
     await adapter.send(outbound(template="login_code", case_id=None, party_id=None, context={}))
     english, code = (r.message for r in sink.received)
@@ -139,26 +158,26 @@ async def test_a_refused_recipient_is_a_permanent_failure(
     settings: Settings, sink: SmtpSink
 ) -> None:
     sink.rcpt_reply = "550 5.1.1 No such user"
-    report = await SmtpAdapter(smtp_settings(settings, sink.port)).send(outbound())
+    report = await smtp(smtp_settings(settings, sink.port)).send(outbound())
     assert report.status == "permanent-failure"
     assert report.detail is not None and "550" in report.detail
 
 
 async def test_a_refused_message_is_a_permanent_failure(settings: Settings, sink: SmtpSink) -> None:
     sink.data_reply = "554 5.7.1 Rejected as spam"
-    report = await SmtpAdapter(smtp_settings(settings, sink.port)).send(outbound())
+    report = await smtp(smtp_settings(settings, sink.port)).send(outbound())
     assert report.status == "permanent-failure"
 
 
 async def test_a_deferral_is_a_temporary_failure(settings: Settings, sink: SmtpSink) -> None:
     sink.rcpt_reply = "451 4.7.1 Greylisted, try again later"
     with pytest.raises(TemporaryFailure):
-        await SmtpAdapter(smtp_settings(settings, sink.port)).send(outbound())
+        await smtp(smtp_settings(settings, sink.port)).send(outbound())
 
 
 async def test_an_unreachable_server_is_a_temporary_failure(settings: Settings) -> None:
     with pytest.raises(TemporaryFailure):
-        await SmtpAdapter(smtp_settings(settings, free_port())).send(outbound())
+        await smtp(smtp_settings(settings, free_port())).send(outbound())
 
 
 async def test_implicit_tls(
@@ -167,13 +186,13 @@ async def test_implicit_tls(
     sink = SmtpSink()
     await sink.start(implicit_tls=server_tls)
     try:
-        adapter = SmtpAdapter(smtp_settings(settings, sink.port, "tls"), tls_context=client_tls)
+        adapter = smtp(smtp_settings(settings, sink.port, "tls"), tls_context=client_tls)
         report = await adapter.send(outbound())
         assert report.status == "delivered"
         assert len(sink.received) == 1
         # Without trusting the certificate the hub does not send.
         with pytest.raises(TemporaryFailure):
-            await SmtpAdapter(smtp_settings(settings, sink.port, "tls")).send(outbound())
+            await smtp(smtp_settings(settings, sink.port, "tls")).send(outbound())
         assert len(sink.received) == 1
     finally:
         await sink.stop()
@@ -188,17 +207,17 @@ async def test_starttls_with_a_login(
         with_login = smtp_settings(settings, sink.port, "starttls").model_copy(
             update={"smtp_username": "hub", "smtp_password": SecretStr("mail-password")}
         )
-        adapter = SmtpAdapter(with_login, tls_context=client_tls)
+        adapter = smtp(with_login, tls_context=client_tls)
         assert (await adapter.send(outbound())).status == "delivered"
         assert len(sink.received) == 1
         # A wrong password is the operator's to fix: retried, never reported as a bounce.
         wrong = with_login.model_copy(update={"smtp_password": SecretStr("guess")})
         with pytest.raises(TemporaryFailure):
-            await SmtpAdapter(wrong, tls_context=client_tls).send(outbound())
+            await smtp(wrong, tls_context=client_tls).send(outbound())
         assert len(sink.received) == 1
         # A server that demands STARTTLS refuses the mail in the clear.
         with pytest.raises(TemporaryFailure):
-            await SmtpAdapter(smtp_settings(settings, sink.port, "none")).send(outbound())
+            await smtp(smtp_settings(settings, sink.port, "none")).send(outbound())
     finally:
         await sink.stop()
 
@@ -217,3 +236,40 @@ def test_the_app_sends_by_smtp_only_when_a_host_is_set(settings: Settings) -> No
     assert isinstance(with_host, SmtpAdapter)
     # Production without a mail server has no mail adapter: deliveries fail and fall back.
     assert in_production is None
+
+
+async def test_mails_share_one_connection(settings: Settings, sink: SmtpSink) -> None:
+    adapter = smtp(smtp_settings(settings, sink.port))
+    for _ in range(3):
+        assert (await adapter.send(outbound())).status == "delivered"
+    assert len(sink.received) == 3
+    assert sink.connections == 1
+
+
+async def test_a_refused_recipient_leaves_the_connection_usable(
+    settings: Settings, sink: SmtpSink
+) -> None:
+    adapter = smtp(smtp_settings(settings, sink.port))
+    sink.rcpt_reply = "550 5.1.1 No such user"
+    assert (await adapter.send(outbound())).status == "permanent-failure"
+    sink.rcpt_reply = "250 OK"
+    assert (await adapter.send(outbound())).status == "delivered"
+    assert len(sink.received) == 1
+    assert sink.connections == 1
+
+
+async def test_a_connection_the_server_closed_while_idle_is_replaced(
+    settings: Settings,
+) -> None:
+    sink = SmtpSink()
+    await sink.start(idle_seconds=0.2)
+    try:
+        adapter = smtp(smtp_settings(settings, sink.port))
+        assert (await adapter.send(outbound())).status == "delivered"
+        await asyncio.sleep(0.5)  # the server says 421 and hangs up
+        # The next mail goes out at once on a new connection, not after a retry's backoff.
+        assert (await adapter.send(outbound())).status == "delivered"
+        assert len(sink.received) == 2
+        assert sink.connections == 2
+    finally:
+        await sink.stop()
