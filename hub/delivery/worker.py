@@ -4,6 +4,10 @@ records what happened, and fires due timers.
 In the embedded default it runs inside ``hub serve``; in production as ``hub worker``
 processes. The database session is closed before a provider is called, so a slow provider
 never holds a connection; a claim expires, so a crashed worker's rows are taken up again.
+
+A round sends up to ``concurrency`` messages at once per channel and records outcomes in
+batches (:class:`Round`); stopped, the worker lets the sends under way finish and gives its
+other claims back at once (:meth:`Worker.run`). ``bench/email_delivery.py`` measures it.
 """
 
 from __future__ import annotations
@@ -43,8 +47,9 @@ log = logging.getLogger("hub.delivery")
 
 CLAIM_SECONDS = 120
 MAX_ATTEMPTS = 8
-# Sends at once per channel (HUB_DELIVERY_CONCURRENCY), and rows a worker round takes per
-# concurrent send: a round of a busy worker stays well under a second or two.
+# Sends at once per channel, unless the wiring gives the worker another ``concurrency``;
+# and rows a worker round takes per concurrent send: a busy worker's round stays short, so
+# timers and the other steps of ``run_once`` are never held up for long.
 CONCURRENCY = 16
 ROUND_ROWS_PER_SEND = 50
 CLAIM_CHUNK = 50  # rows claimed at a time, at least
@@ -583,6 +588,7 @@ async def deliver_once(
 
 
 async def close_connections(adapters: AdapterRegistry) -> None:
+    """Close the connections adapters keep open between sends (see :class:`Pooling`)."""
     for channel in adapters.channels:
         adapter = adapters.get(channel)
         if isinstance(adapter, Pooling):
