@@ -43,6 +43,8 @@ ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 BARE_ADDRESS = re.compile(rf"{ATOM}(?:\.{ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Some servers take only so many mails on one connection; a fresh one now and then is cheap.
 MAILS_PER_CONNECTION = 100
+# An address SMTP takes as it is between < and >: printable ASCII, no space, < or >.
+PLAIN_PATH = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
 
 
 def one_line(value: object, *, limit: int = 300) -> str:
@@ -354,7 +356,7 @@ class SmtpAdapter(MailComposer):
                 await self._begin(connection.client, mail)
             client = connection.client
             try:
-                await client.rcpt(mail.recipient)
+                await self._recipient(client, mail.recipient)
                 await client.data(mail.data)
             except aiosmtplib.SMTPResponseException:
                 # The server refused this mail, not the session: reset it and keep it.
@@ -374,7 +376,24 @@ class SmtpAdapter(MailComposer):
             except aiosmtplib.SMTPHeloError:
                 await client.helo()
         options = [f"SIZE={len(mail.data)}"] if client.supports_extension("size") else []
-        await client.mail(self.sender, options=options)
+        if not PLAIN_PATH.fullmatch(self.sender):
+            await client.mail(self.sender, options=options)
+            return
+        # aiosmtplib would parse the address again (parseaddr: a tenth of a millisecond);
+        # this one was checked when the adapter was made.
+        response = await client.execute_command(
+            b"MAIL", f"FROM:<{self.sender}>".encode("ascii"), *(o.encode() for o in options)
+        )
+        if response.code != 250:
+            raise aiosmtplib.SMTPSenderRefused(response.code, response.message, self.sender)
+
+    async def _recipient(self, client: aiosmtplib.SMTP, recipient: str) -> None:
+        if not PLAIN_PATH.fullmatch(recipient):
+            await client.rcpt(recipient)
+            return
+        response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode("ascii"))
+        if response.code not in (250, 251):
+            raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
 
     async def _checkout(self) -> tuple[Connection, bool]:
         """An idle connection that is still open (True), else a new one (False)."""
