@@ -34,25 +34,34 @@ async def _case_out(
     lang: str | None,
     timezone: str,
     reader: uuid.UUID | None = None,
-    with_status: bool = True,
 ) -> CaseOut:
-    """The case as answered: ``lang`` when given, else the language ``reader`` (a party)
-    prefers, else Dutch."""
-    details = await service.case_details(session, case, party_id=None if lang else reader)
-    language = lang or details.language or "nl"
+    """The case as answered: in ``lang`` when given, else in the language ``reader`` (a
+    party) prefers, else in Dutch."""
+    details = await service.case_details(session, [case], party_id=None if lang else reader)
+    return _answer(case, details[case.id], catalog, lang or details[case.id].language, timezone)
+
+
+async def _cases_out(
+    session: AsyncSession, cases: list[Case], *, catalog: Any, lang: str, timezone: str
+) -> list[CaseOut]:
+    details = await service.case_details(session, cases)
+    return [_answer(case, details[case.id], catalog, lang, timezone) for case in cases]
+
+
+def _answer(
+    case: Case, details: service.CaseDetails, catalog: Any, lang: str | None, timezone: str
+) -> CaseOut:
+    language = lang or "nl"
     definition = service.definition_of(catalog, case)
-    view = (
-        service.case_status(catalog, case, lang=language, timezone=timezone)
-        if with_status
-        else None
-    )
     return CaseOut.of(
         case,
         contact=ContactOut(
-            name=details.owner_name, agency=case.agency_id, agency_name=details.agency_name
+            name=details.owner_name,
+            agency=case.agency_id,
+            agency_name=details.agency_name or case.agency_id,
         ),
         participants=details.participants,
-        view=view,
+        view=service.case_status(catalog, case, lang=language, timezone=timezone),
         title=definition.title.get(language),
     )
 
@@ -128,10 +137,9 @@ async def list_cases(
     else:
         assert viewer.agency_id is not None
         cases = await service.cases_of_agency(session, viewer.agency_id, status=status_filter)
-    return [
-        await _case_out(session, case, catalog=catalog, lang=language, timezone=settings.timezone)
-        for case in cases
-    ]
+    return await _cases_out(
+        session, cases, catalog=catalog, lang=language, timezone=settings.timezone
+    )
 
 
 @router.get("/cases/{case_id}")
@@ -259,10 +267,9 @@ async def my_cases(
             await record_access(
                 session, citizen, party_id=party, action="read", data="case", case=case
             )
-    return [
-        await _case_out(session, case, catalog=catalog, lang=language, timezone=settings.timezone)
-        for case in cases
-    ]
+    return await _cases_out(
+        session, cases, catalog=catalog, lang=language, timezone=settings.timezone
+    )
 
 
 class NoteIn(BaseModel):
