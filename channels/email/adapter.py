@@ -308,7 +308,10 @@ class SmtpAdapter(MailComposer):
         if isinstance(mail, DeliveryReport):
             return mail
         try:
-            await self._transfer(mail)
+            # One deadline for the whole transaction rather than one per command: a timer
+            # a mail instead of four.
+            async with asyncio.timeout(self.settings.smtp_timeout_seconds):
+                await self._transfer(mail)
         except aiosmtplib.SMTPRecipientRefused as refused:
             detail = f"{refused.code} {one_line(refused.message, limit=200)}"
             if 500 <= refused.code < 600:
@@ -357,11 +360,11 @@ class SmtpAdapter(MailComposer):
             client = connection.client
             try:
                 await self._recipient(client, mail.recipient)
-                await client.data(mail.data)
+                await client.data(mail.data, timeout=None)
             except aiosmtplib.SMTPResponseException:
                 # The server refused this mail, not the session: reset it and keep it.
                 with contextlib.suppress(aiosmtplib.SMTPException, OSError, TimeoutError):
-                    await client.rset()
+                    await client.rset(timeout=None)
                     reusable = True
                 raise
             connection.sent += 1
@@ -372,26 +375,31 @@ class SmtpAdapter(MailComposer):
     async def _begin(self, client: aiosmtplib.SMTP, mail: Mail) -> None:
         if client.is_ehlo_or_helo_needed:
             try:
-                await client.ehlo()
+                await client.ehlo(timeout=None)
             except aiosmtplib.SMTPHeloError:
-                await client.helo()
+                await client.helo(timeout=None)
         options = [f"SIZE={len(mail.data)}"] if client.supports_extension("size") else []
         if not PLAIN_PATH.fullmatch(self.sender):
-            await client.mail(self.sender, options=options)
+            await client.mail(self.sender, options=options, timeout=None)
             return
         # aiosmtplib would parse the address again (parseaddr: a tenth of a millisecond);
         # this one was checked when the adapter was made.
         response = await client.execute_command(
-            b"MAIL", f"FROM:<{self.sender}>".encode("ascii"), *(o.encode() for o in options)
+            b"MAIL",
+            f"FROM:<{self.sender}>".encode("ascii"),
+            *(o.encode() for o in options),
+            timeout=None,
         )
         if response.code != 250:
             raise aiosmtplib.SMTPSenderRefused(response.code, response.message, self.sender)
 
     async def _recipient(self, client: aiosmtplib.SMTP, recipient: str) -> None:
         if not PLAIN_PATH.fullmatch(recipient):
-            await client.rcpt(recipient)
+            await client.rcpt(recipient, timeout=None)
             return
-        response = await client.execute_command(b"RCPT", f"TO:<{recipient}>".encode("ascii"))
+        response = await client.execute_command(
+            b"RCPT", f"TO:<{recipient}>".encode("ascii"), timeout=None
+        )
         if response.code not in (250, 251):
             raise aiosmtplib.SMTPRecipientRefused(response.code, response.message, recipient)
 

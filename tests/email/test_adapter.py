@@ -273,3 +273,20 @@ async def test_a_connection_the_server_closed_while_idle_is_replaced(
         assert sink.connections == 2
     finally:
         await sink.stop()
+
+
+async def test_a_server_that_stops_answering_is_a_temporary_failure(settings: Settings) -> None:
+    sink = SmtpSink(gate=asyncio.Event())  # takes the mail's data, never answers it
+    await sink.start()
+    try:
+        slow = smtp_settings(settings, sink.port).model_copy(update={"smtp_timeout_seconds": 0.3})
+        adapter = smtp(slow)
+        with pytest.raises(TemporaryFailure):
+            await asyncio.wait_for(adapter.send(outbound()), 5)
+        # The connection it gave up on is not used again.
+        assert sink.gate is not None
+        sink.gate.set()
+        assert (await adapter.send(outbound())).status == "delivered"
+        assert sink.connections == 2
+    finally:
+        await sink.stop()
