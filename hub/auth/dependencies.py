@@ -114,25 +114,25 @@ async def get_viewer(request: Request, session: SessionDep) -> Viewer:
 CurrentViewer = Annotated[Viewer, Depends(get_viewer)]
 
 
-def require_citizen(viewer: CurrentViewer) -> Viewer:
+async def require_citizen(viewer: CurrentViewer) -> Viewer:
     if viewer.kind != "citizen":
         raise Forbidden("Only citizens can do this.")
     return viewer
 
 
-def require_staff(viewer: CurrentViewer) -> Viewer:
+async def require_staff(viewer: CurrentViewer) -> Viewer:
     if viewer.kind != "staff":
         raise Forbidden("Only staff can do this.")
     return viewer
 
 
-def require_agency(viewer: CurrentViewer) -> Viewer:
+async def require_agency(viewer: CurrentViewer) -> Viewer:
     if viewer.kind != "agency":
         raise Forbidden("Only an agency's system, with its API key, can do this.")
     return viewer
 
 
-def require_staff_or_agency(viewer: CurrentViewer) -> Viewer:
+async def require_staff_or_agency(viewer: CurrentViewer) -> Viewer:
     if viewer.kind not in ("staff", "agency"):
         raise Forbidden("Only staff or an agency's system can do this.")
     return viewer
