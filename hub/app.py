@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 broker=app.state.broker,
                 timezone=settings.timezone,
                 interval=settings.worker_interval_seconds,
+                concurrency=settings.delivery_concurrency,
                 base_url=settings.base_url,
                 document_store=settings.document_store,
             )

@@ -224,6 +224,7 @@ def worker(
             broker=broker,
             timezone=settings.timezone,
             interval=settings.worker_interval_seconds,
+            concurrency=settings.delivery_concurrency,
             base_url=settings.base_url,
             document_store=settings.document_store,
         )

@@ -87,6 +87,13 @@ class Settings(BaseSettings):
     worker_interval_seconds: float = Field(
         1.0, description="How often the in-process worker looks for due timers and deliveries."
     )
+    delivery_concurrency: int = Field(
+        16,
+        ge=1,
+        le=256,
+        description="Messages the delivery worker sends at once per channel; each email "
+        "send uses an SMTP connection of its own, kept open between mails.",
+    )
     documents_dir: Path | None = Field(
         None,
         description="Folder of the document store (uploads, mail attachments, letters). "

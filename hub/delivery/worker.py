@@ -299,6 +299,9 @@ async def show_on_message(session: AsyncSession, item: OutboxItem) -> None:
         message = await session.get(Message, item.message_id)
         if message is not None:
             message.delivery_status = item.status
+            if item.status == "delivered":
+                # After a bounce the next channel delivered it: the thread names that one.
+                message.channel = item.channel
             session.add(message)
     if item.notice_id is not None:
         notice = await notice_status_from_outbox(session, item)
