@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger
+from sqlalchemy import BigInteger, Index
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from hub.models._columns import json_column, new_id, timestamp
@@ -64,14 +64,18 @@ class NoticeTemplate(SQLModel, table=True):
 class Notice(SQLModel, table=True):
     """One notice to one party: created → sending → a final status, or not sent (with why)."""
 
-    __table_args__ = (UniqueConstraint("agency_id", "dedupe_key"),)
+    __table_args__ = (
+        UniqueConstraint("agency_id", "dedupe_key"),
+        # A party's notices from an agency on a day: the daily cap, asked per party.
+        Index("ix_notice_party_day", "party_id", "agency_id", "created_at"),
+    )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     # A bulk job writes a million of these: agency, topic and job carry no foreign key (each
     # would cost every row a lookup, for rows that are never deleted and that the hub itself
     # names), and the agency is looked up through the (agency_id, dedupe_key) index.
     agency_id: str = Field(max_length=64)
-    party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id", index=True)
+    party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id")
     topic_id: int = Field(index=True)
     template_code: str = Field(max_length=100)
     personalisation: dict[str, Any] = json_column()

@@ -44,7 +44,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from hub.db import Database, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Agency, Document, NoticeJob, NoticeJobRejection
-from hub.notices.bulk import BatchRow, JobContext, route_batch
+from hub.notices.bulk import BatchRow, Gathered, JobContext, Plan, decide, gather, write_plan
 from hub.notices.schemas import NoticeIn
 from journeys.catalog import Catalog
 
@@ -481,54 +481,119 @@ async def run_job(
     )
     started = utcnow()
     with RowReader(path, job.format, offset=job.offset, next_row=job.next_row) as reader:  # type: ignore[arg-type]
-        expected_offset = job.offset
-        # The next batch is read and parsed in a thread while this one is in the database.
+        written = job.offset  # where the rows written so far end
+        # Three things overlap: the next rows are read and parsed in a thread; a batch is
+        # decided (in a thread too) while the batch before it is written.
         ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
+        pending: _Decided | None = None
         try:
             while True:
                 batch = await ahead
+                now = utcnow()
+                gathered: Gathered | None = None
                 if batch.rows:
                     ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
-                async with database.session() as session:
-                    current = (await session.exec(_locked(job.id, database))).one()
-                    if current.status != "running" or current.offset != expected_offset:
-                        # Cancelled, or taken over by another process after our claim lapsed.
-                        return current
-                    now = utcnow()
-                    if not batch.rows:
-                        current.status, current.finished_at = "done", now
-                        current.claimed_until, current.updated_at = None, now
-                        current.offset = batch.offset
-                        session.add(current)
-                        await session.flush()
-                        await session.refresh(current)
-                        if progress:
-                            progress(current)
-                        return current
-                    outcome = await route_batch(session, context, batch.notices, now=now)
-                    rejections = batch.rejections + outcome.rejections
-                    if rejections:
-                        await _reject(session, job.id, rejections)
-                    current.offset = expected_offset = batch.offset
-                    current.next_row = batch.next_row
-                    current.accepted += outcome.accepted
-                    current.not_sent += outcome.not_sent
-                    current.duplicates += outcome.duplicates
-                    current.rejected += len(rejections)
-                    current.claimed_until = now + dt.timedelta(seconds=claim_seconds)
-                    current.updated_at = now
-                    session.add(current)
-                    await session.flush()
-                    await session.refresh(current)
-                if progress:
-                    progress(current)
-                if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
-                    return await _release(database, job.id)
+                    # Gathered before the pending batch is written: what that batch adds is
+                    # not in the database yet, and is carried over in memory instead.
+                    async with database.session() as reading:
+                        gathered = await gather(reading, context, batch.notices, now=now)
+                if pending is None:
+                    plan = decide(context, gathered, now=now) if gathered else None
+                else:
+                    writing = asyncio.create_task(
+                        _write_batch(database, job.id, pending, written, claim_seconds)
+                    )
+                    try:
+                        plan = (
+                            await asyncio.to_thread(
+                                decide, context, gathered, now=now, carry=pending.plan.carried()
+                            )
+                            if gathered
+                            else None
+                        )
+                    finally:
+                        current, kept = await writing
+                    if not kept:
+                        return current  # cancelled, or taken over after our claim lapsed
+                    written = pending.batch.offset
+                    if progress:
+                        progress(current)
+                    if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
+                        return await _release(database, job.id)
+                if plan is None:
+                    return await _done(database, job.id, written, batch.offset, progress)
+                pending = _Decided(batch, plan)
         finally:
             if not ahead.done():
                 ahead.cancel()
             with contextlib.suppress(BaseException):
                 await ahead  # the reader's file closes only after its thread let go of it
+
+
+@dataclass(frozen=True)
+class _Decided:
+    """A batch read and decided, waiting to be written."""
+
+    batch: _Batch
+    plan: Plan
+
+
+async def _write_batch(
+    database: Database,
+    job_id: uuid.UUID,
+    decided: _Decided,
+    expected_offset: int,
+    claim_seconds: float,
+) -> tuple[NoticeJob, bool]:
+    """Write a decided batch with the job's new position and counts, in one transaction;
+    (the job, False) without writing when it was cancelled or another process took it."""
+    batch = decided.batch
+    async with database.session() as session:
+        current = (await session.exec(_locked(job_id, database))).one()
+        if current.status != "running" or current.offset != expected_offset:
+            return current, False
+        outcome = await write_plan(session, decided.plan)
+        rejections = batch.rejections + outcome.rejections
+        if rejections:
+            await _reject(session, job_id, rejections)
+        now = utcnow()
+        current.offset = batch.offset
+        current.next_row = batch.next_row
+        current.accepted += outcome.accepted
+        current.not_sent += outcome.not_sent
+        current.duplicates += outcome.duplicates
+        current.rejected += len(rejections)
+        current.claimed_until = now + dt.timedelta(seconds=claim_seconds)
+        current.updated_at = now
+        session.add(current)
+        await session.flush()
+        await session.refresh(current)
+        return current, True
+
+
+async def _done(
+    database: Database,
+    job_id: uuid.UUID,
+    expected_offset: int,
+    end: int,
+    progress: Progress | None,
+) -> NoticeJob:
+    """The file has ended and every batch is written: the job is done (unless it was
+    cancelled or taken over meanwhile)."""
+    async with database.session() as session:
+        current = (await session.exec(_locked(job_id, database))).one()
+        if current.status != "running" or current.offset != expected_offset:
+            return current
+        now = utcnow()
+        current.status, current.finished_at = "done", now
+        current.claimed_until, current.updated_at = None, now
+        current.offset = end
+        session.add(current)
+        await session.flush()
+        await session.refresh(current)
+    if progress:
+        progress(current)
+    return current
 
 
 @dataclass(frozen=True)

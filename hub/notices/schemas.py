@@ -132,7 +132,7 @@ class NoticeIn(Strict):
         for key, item in value.items():
             if not key.isidentifier():
                 raise ValueError(f"'{key}' is not a placeholder name")
-            if not isinstance(item, str | int | float | bool) and item is not None:
+            if item is not None and not isinstance(item, (str, int, float, bool)):
                 raise ValueError(f"'{key}' must be text, a number or true/false")
         return value
 

@@ -118,16 +118,15 @@ class Routed:
     created: bool
 
 
+# Built once: ``json.dumps`` with options makes an encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str).encode
+
+
 def default_dedupe_key(
     *, party_id: uuid.UUID, topic_code: str, template_code: str, personalisation: Mapping[str, Any]
 ) -> str:
     """The same party, topic, template and personalisation make the same notice."""
-    canonical = json.dumps(
-        [str(party_id), topic_code, template_code, personalisation],
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
+    canonical = _CANONICAL([str(party_id), topic_code, template_code, personalisation])
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 

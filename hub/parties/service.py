@@ -15,10 +15,11 @@ from hub.parties.phones import to_e164
 
 def bsn_is_valid(bsn: str) -> bool:
     """The BSN eleven-test: 9 digits, weighted sum (9..2, and -1 for the last) divisible by 11."""
-    if len(bsn) != 9 or not bsn.isdigit():
+    if len(bsn) != 9 or not (bsn.isascii() and bsn.isdigit()):
         return False
-    weights = [9, 8, 7, 6, 5, 4, 3, 2, -1]
-    total = sum(int(digit) * weight for digit, weight in zip(bsn, weights, strict=True))
+    d = [ord(digit) - 48 for digit in bsn]  # a bulk job checks a million: kept plain
+    total = 9 * d[0] + 8 * d[1] + 7 * d[2] + 6 * d[3] + 5 * d[4] + 4 * d[5] + 3 * d[6]
+    total += 2 * d[7] - d[8]
     return total % 11 == 0 and bsn != "000000000"
 
 

@@ -298,7 +298,7 @@ async def test_a_job_that_crashed_mid_batch_resumes_without_sending_twice(
     await client.post(
         "/api/notice-jobs", content=ndjson(parties), headers=bearer(toeslagen_key) | NDJSON
     )
-    real = jobs_module.route_batch
+    real = jobs_module.write_plan
     calls = 0
 
     async def dies_in_second_batch(*args: Any, **kwargs: Any) -> Any:
@@ -309,7 +309,7 @@ async def test_a_job_that_crashed_mid_batch_resumes_without_sending_twice(
             raise Crash  # …and the process dies before the batch commits
         return outcome
 
-    monkeypatch.setattr(jobs_module, "route_batch", dies_in_second_batch)
+    monkeypatch.setattr(jobs_module, "write_plan", dies_in_second_batch)
     with pytest.raises(Crash):
         await run_to_end(database, settings, batch_rows=4, claim_seconds=0.0)
     async with database.session() as session:
@@ -396,3 +396,34 @@ async def test_memory_stays_flat_however_long_the_file(
         tracemalloc.stop()
         assert job.next_row == repeat
     assert peaks[2] < 1.3 * peaks[1], peaks
+
+
+async def test_the_cap_and_duplicates_hold_across_batches_decided_before_the_last_is_written(
+    client: httpx.AsyncClient,
+    database: Database,
+    settings: Settings,
+    world: World,
+    toeslagen_key: str,
+) -> None:
+    """A batch is decided while the one before it is still being written: what that one
+    adds must count all the same."""
+    (party,) = await citizens(database, world, 1)
+    days = ["1 mei", "2 mei", "2 mei", "3 mei", "4 mei", "5 mei", "1 mei"]
+    body = b"".join(
+        ndjson([party], personalisation={**PERSONALISATION, "start": day}) for day in days
+    )
+    await client.post("/api/notice-jobs", content=body, headers=bearer(toeslagen_key) | NDJSON)
+    job = await run_to_end(database, settings, batch_rows=2)
+    # 1 and 2 May go out; the second 2 May is a duplicate (same batch); 3 May is the third
+    # of the day (next batch); 4 and 5 May are over the cap; the last 1 May is a duplicate
+    # of a notice two batches back.
+    assert (job.accepted, job.not_sent, job.duplicates) == (3, 2, 2)
+    async with database.session() as session:
+        notices = (await session.exec(select(Notice).order_by(col(Notice.job_row)))).all()
+    assert [(n.job_row, n.status, n.reason) for n in notices] == [
+        (1, "sending", None),
+        (2, "sending", None),
+        (4, "sending", None),
+        (5, "not-sent", "daily_cap"),
+        (6, "not-sent", "daily_cap"),
+    ]

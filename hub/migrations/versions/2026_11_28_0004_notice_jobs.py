@@ -66,10 +66,17 @@ def upgrade() -> None:
         batch_op.drop_constraint("fk_notice_job_id_notice_job", type_="foreignkey")
         batch_op.drop_index(batch_op.f("ix_notice_agency_id"))
         batch_op.drop_index(batch_op.f("ix_notice_job_id"))
+        # The daily cap counts a party's notices of an agency since the day began.
+        batch_op.drop_index(batch_op.f("ix_notice_party_id"))
+        batch_op.create_index(
+            "ix_notice_party_day", ["party_id", "agency_id", "created_at"], unique=False
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("notice", schema=None) as batch_op:
+        batch_op.drop_index("ix_notice_party_day")
+        batch_op.create_index(batch_op.f("ix_notice_party_id"), ["party_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_notice_job_id"), ["job_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_notice_agency_id"), ["agency_id"], unique=False)
         batch_op.create_foreign_key("fk_notice_job_id_notice_job", "notice_job", ["job_id"], ["id"])
