@@ -19,29 +19,7 @@ target=${1:?usage: scripts/backup.sh BACKUP_DIR}
 url=${HUB_DATABASE_URL:?set HUB_DATABASE_URL to the PostgreSQL database to back up}
 documents=${HUB_DOCUMENTS_DIR:-${HUB_DATA_DIR:-var}/documents}
 
-# libpq's variables from the SQLAlchemy URL (postgresql+asyncpg://user:password@host:port/db),
-# so that the password is on no command line.
-exports=$(python3 - "$url" <<'PY'
-import shlex
-import sys
-from urllib.parse import unquote, urlsplit
-
-url = urlsplit(sys.argv[1])
-if not url.scheme.startswith("postgresql"):
-    sys.exit("Error: HUB_DATABASE_URL is not a PostgreSQL URL; these scripts back up PostgreSQL.")
-values = {
-    "PGHOST": url.hostname or "localhost",
-    "PGPORT": str(url.port or 5432),
-    "PGUSER": unquote(url.username or ""),
-    "PGPASSWORD": unquote(url.password or ""),
-    "PGDATABASE": unquote(url.path.lstrip("/")),
-}
-for name, value in values.items():
-    if value:
-        print(f"export {name}={shlex.quote(value)}")
-PY
-)
-eval "$exports"
+source "$(dirname "$0")/pg_env.sh"
 
 if [ -e "$target" ] && [ -n "$(ls -A "$target")" ]; then
     echo "Error: $target is not empty; give a new folder for each backup." >&2

@@ -16,29 +16,7 @@ source_dir=${1:?usage: scripts/restore.sh BACKUP_DIR}
 url=${HUB_DATABASE_URL:?set HUB_DATABASE_URL to the (empty) PostgreSQL database to restore into}
 documents=${HUB_DOCUMENTS_DIR:-${HUB_DATA_DIR:-var}/documents}
 
-# libpq's variables from the SQLAlchemy URL (postgresql+asyncpg://user:password@host:port/db),
-# so that the password is on no command line.
-exports=$(python3 - "$url" <<'PY'
-import shlex
-import sys
-from urllib.parse import unquote, urlsplit
-
-url = urlsplit(sys.argv[1])
-if not url.scheme.startswith("postgresql"):
-    sys.exit("Error: HUB_DATABASE_URL is not a PostgreSQL URL; these scripts back up PostgreSQL.")
-values = {
-    "PGHOST": url.hostname or "localhost",
-    "PGPORT": str(url.port or 5432),
-    "PGUSER": unquote(url.username or ""),
-    "PGPASSWORD": unquote(url.password or ""),
-    "PGDATABASE": unquote(url.path.lstrip("/")),
-}
-for name, value in values.items():
-    if value:
-        print(f"export {name}={shlex.quote(value)}")
-PY
-)
-eval "$exports"
+source "$(dirname "$0")/pg_env.sh"
 
 (cd "$source_dir" && sha256sum --check --quiet SHA256SUMS) || {
     echo "Error: $source_dir does not match its SHA256SUMS; the backup is damaged." >&2

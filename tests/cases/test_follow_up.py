@@ -7,6 +7,7 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.cases.service import act_on_case
+from hub.clock import local_date
 from hub.desk.service import hand_follow_up
 from hub.events.service import Actor
 from hub.models import OutboxItem
@@ -29,7 +30,8 @@ async def decided_by(session: AsyncSession, *, follow_up: str | None) -> list[Ou
         session,
         catalog=load_catalog(),
         case=case,
-        action=Decide(on=case.created_at.date(), result="answered"),
+        # The day in the hub's time zone: between 23:00 and 24:00 UTC it is tomorrow there.
+        action=Decide(on=local_date(case.created_at, "Europe/Amsterdam"), result="answered"),
         actor=STAFF,
     )
     query = select(OutboxItem).where(OutboxItem.template == "case_decided")
