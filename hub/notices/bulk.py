@@ -59,6 +59,7 @@ from hub.notices.service import (
     compiled_for,
     default_dedupe_key,
     fill,
+    notice_url,
     quiet_until,
     templates_named,
 )
@@ -685,7 +686,7 @@ def _plan_row(
         notice["status"] = "delivered"
         alert_to = party.address("email")
         if alert_to is not None and "no_digital_contact" not in party.needs:
-            url = f"{context.base_url.rstrip('/')}/me/notices/{notice['id']}"
+            url = notice_url(context.base_url, notice["id"])
             writes.outbox.append(
                 _outbox_row(
                     notice=notice,

@@ -431,6 +431,11 @@ async def enqueue_notice(
     return item
 
 
+def notice_url(base_url: str, notice_id: uuid.UUID) -> str:
+    """The portal page of a notice (``hub/web/notices.py``): opening it reads the notice."""
+    return f"{base_url.rstrip('/')}/notices/{notice_id}"
+
+
 async def enqueue_alert(
     session: AsyncSession,
     notice: Notice,
@@ -443,7 +448,7 @@ async def enqueue_alert(
 ) -> OutboxItem:
     """A mail telling the party a notice waits in the portal, with the link that opens it
     (and so marks it read). The notice's status does not follow this mail."""
-    url = f"{base_url.rstrip('/')}/me/notices/{notice.id}"
+    url = notice_url(base_url, notice.id)
     item = await enqueue(
         session,
         channel="email",

@@ -132,7 +132,7 @@ async def outcome(database: Database) -> tuple[list[Outcome], list[Outcome], lis
                 i.channel,
                 i.recipient,
                 i.subject,
-                i.body.split("http://hub.test/me/notices/")[0],
+                i.body.split("http://hub.test/notices/")[0],
                 i.language,
                 meta(i.meta),
                 i.case_id,

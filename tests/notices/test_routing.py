@@ -126,7 +126,7 @@ async def test_portal_preference_stores_it_with_an_email_alert(
     assert notice.subject == "Right to huurtoeslag"
     [alert] = await outbox_of(database, notice)
     assert (alert.channel, alert.recipient) == ("email", "lot@example.nl")
-    assert f"http://hub.test/me/notices/{notice.id}" in alert.body
+    assert f"http://hub.test/notices/{notice.id}" in alert.body
     assert "Right to huurtoeslag" in alert.body
     # The alert's delivery does not change the notice: it was delivered in the portal.
     async with database.session() as session:
