@@ -357,7 +357,7 @@ async def test_a_job_held_by_a_live_process_is_not_taken_over(
 async def test_memory_stays_flat_however_long_the_file(
     database: Database, settings: Settings, world: World
 ) -> None:
-    """Ten times the rows, the same peak: a job holds one batch (and the next) at a time.
+    """Ten times the rows, about the same peak: a job holds a few batches at a time.
     (A first small job warms the caches that a process fills once.)"""
     import tracemalloc
 
@@ -395,7 +395,8 @@ async def test_memory_stays_flat_however_long_the_file(
         peaks.append(tracemalloc.get_traced_memory()[1])
         tracemalloc.stop()
         assert job.next_row == repeat
-    assert peaks[2] < 1.3 * peaks[1], peaks
+    # Bounded, not growing: a row held per row of the file would add megabytes here.
+    assert peaks[2] < peaks[1] + 1_000_000, peaks
 
 
 async def test_the_cap_and_duplicates_hold_across_batches_decided_before_the_last_is_written(
