@@ -3,9 +3,9 @@
 The file (NDJSON: one notice a line, as the single-notice API takes it; or CSV with a header
 row) is streamed into the document store when it is posted — memory stays flat however large
 it is — and a ``notice_job`` row is queued. A worker (or ``hub notices push``) then reads it
-from the job's byte ``offset`` in batches: each batch's rows are checked, routed by
-:func:`hub.notices.bulk.route_batch`, and written in one transaction together with the job's
-new offset and counts. So:
+from the job's byte ``offset`` in batches: each batch's rows are checked and routed by
+:mod:`hub.notices.bulk` (``gather`` its facts, ``decide`` every row, ``write_plan``), and
+written in one transaction together with the job's new offset and counts. So:
 
 - progress is the job row (rows read, accepted, not sent, duplicates, rejected; bytes read of
   the file's size), readable at any time;
@@ -265,7 +265,6 @@ class RowReader:
         self.file.seek(offset)
         self.offset = offset
         self.next_row = next_row
-        self.exhausted = False
 
     def close(self) -> None:
         self.file.close()
@@ -281,7 +280,6 @@ class RowReader:
         while len(rows) < limit:
             row = self._next_ndjson() if self.format == "ndjson" else self._next_csv()
             if row is None:
-                self.exhausted = True
                 break
             rows.append(row)
         return rows
