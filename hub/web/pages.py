@@ -245,9 +245,14 @@ async def switch_language(lang: str, request: Request, next: str | None = None) 
 
 def install_pages(app: FastAPI, settings: Settings) -> None:
     """The portal and console pages, their static files and the security headers."""
+    from hub.web.chat import router as chat_router
     from hub.web.console import router as console_router
+    from hub.web.desk import router as desk_router
     from hub.web.notices import router as notices_router
     from hub.web.portal import router as portal_router
+    from hub.web.preferences import router as preferences_router
+    from hub.web.representation import router as representation_router
+    from hub.web.review import router as review_router
 
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -255,3 +260,8 @@ def install_pages(app: FastAPI, settings: Settings) -> None:
     app.include_router(portal_router)
     app.include_router(notices_router)
     app.include_router(console_router)
+    app.include_router(chat_router)
+    app.include_router(preferences_router)
+    app.include_router(representation_router)
+    app.include_router(desk_router)
+    app.include_router(review_router)

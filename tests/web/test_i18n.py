@@ -8,9 +8,8 @@ from pathlib import Path
 
 from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
-from babel.messages.pofile import read_po
 
-from hub.web.i18n import LOCALE_DIR, local_time, long_date, translations
+from hub.web.i18n import catalogue, local_time, long_date, translations
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,8 +28,7 @@ def extracted() -> set[str]:
 
 
 def test_every_text_on_the_pages_has_a_dutch_translation() -> None:
-    with (LOCALE_DIR / "nl" / "LC_MESSAGES" / "messages.po").open("rb") as po:
-        dutch = read_po(po)
+    dutch = catalogue("nl")
     found = extracted()
     assert len(found) > 50
     untranslated = sorted(
