@@ -1,4 +1,4 @@
-"""Live chat pages: the citizen's chat on a case or with an agency, and the staff member's side of it."""
+"""Live chat pages: the citizen's chat on a case or with an agency, and the staff side."""
 
 from __future__ import annotations
 
