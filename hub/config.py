@@ -79,6 +79,12 @@ class Settings(BaseSettings):
     session_hours: int = Field(8, description="How long a login session stays valid.")
     login_code_minutes: int = Field(10, description="How long a one-time login code is valid.")
     login_code_attempts: int = Field(5, description="Wrong tries before a login code is void.")
+    response_norm_hours: int = Field(
+        24,
+        ge=1,
+        description="The service norm for answering a citizen: the staff queue flags a message "
+        "on any channel that has waited longer than this many hours without an answer.",
+    )
     run_worker: bool = Field(
         True,
         description="Run the delivery worker and timers inside `hub serve` (the embedded "
