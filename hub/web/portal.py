@@ -38,6 +38,7 @@ from hub.documents.service import (
 from hub.errors import InvalidInput, NotAuthenticated
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, DigitalAddress, Party, StaffMember
+from hub.web.chat import case_chat
 from hub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, mark
 from hub.web.pages import (
     CITIZEN_LOGIN,
@@ -237,6 +238,7 @@ async def _case_page(
     definition = cases.definition_of(catalog, case)
     agency = await session.get(Agency, case.agency_id)
     owner = await session.get(StaffMember, case.owner_id) if case.owner_id else None
+    thread = await read_thread(session, case, staff_view=False)
     context: dict[str, Any] = {
         "case": case,
         "title": definition.title.get(lang),
@@ -244,8 +246,15 @@ async def _case_page(
         "view": cases.case_status(catalog, case, lang=lang, timezone=settings.timezone),
         "agency": agency.name if agency else case.agency_id,
         "contact": owner.display_name if owner else None,
-        "thread": await read_thread(session, case, staff_view=False),
+        "thread": thread,
         "documents": await documents_of_case(session, case.id, staff_view=False),
+        "chat": await case_chat(
+            session,
+            case,
+            thread=thread,
+            settings=settings,
+            error=request.query_params.get("chat_error"),
+        ),
         "upload_error": upload_error,
         "sent": request.query_params.get("sent") == "1",
         "max_mb": max(1, settings.max_upload_bytes // 1_000_000),
