@@ -21,6 +21,7 @@ from hub.events.service import Actor
 from hub.messages.service import post_message
 from hub.models import ConsentTopic, Notice, ProcessingActivity
 from hub.notices.consent import record_consent
+from hub.review.service import add_review_item
 from journeys.catalog import load_catalog
 from journeys.engine import RequestInformation
 from tests.builders import STAFF_PASSWORD, make_agency, make_case, make_party, make_staff
@@ -55,6 +56,7 @@ class PortalWorld:
     other_case_id: uuid.UUID
     notice_id: uuid.UUID
     topic_id: int
+    review_item_id: uuid.UUID
 
     @property
     def path_values(self) -> dict[str, str]:
@@ -63,6 +65,7 @@ class PortalWorld:
             "case_id": str(self.waiting_case_id),
             "conversation_id": str(self.chat_id),
             "notice_id": str(self.notice_id),
+            "item_id": str(self.review_item_id),
         }
 
 
@@ -149,6 +152,14 @@ async def make_portal_world(database: Database) -> PortalWorld:
         )
         session.add(notice)
         await session.flush()
+        unmatched = await add_review_item(
+            session,
+            channel="email",
+            sender="onbekend@example.nl",
+            subject="Vraag zonder zaak",
+            body="Ik weet niet bij welke zaak dit hoort.",
+            reason="no_token",
+        )
         assert staff.totp_secret is not None
         return PortalWorld(
             agency_id="toeslagen",
@@ -165,4 +176,5 @@ async def make_portal_world(database: Database) -> PortalWorld:
             other_case_id=others.id,
             notice_id=notice.id,
             topic_id=topic.id or 0,
+            review_item_id=unmatched.id,
         )
