@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from typing import Any
 
+from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from hub.models._columns import json_column, new_id, timestamp
@@ -66,3 +68,23 @@ class Mandate(SQLModel, table=True):
 
     def covers(self, journey_id: str) -> bool:
         return self.all_journeys or journey_id in self.journeys
+
+
+class PreferenceChange(SQLModel, table=True):
+    """One change of a party's preference (channel, language or needs): from what to what,
+    by whom and through which channel. Rows are never changed."""
+
+    __tablename__ = "preference_change"
+
+    id: int | None = Field(default=None, primary_key=True)
+    party_id: uuid.UUID = Field(foreign_key="party.id", index=True)
+    preference: str = Field(max_length=20)  # channel | language | needs
+    # A channel or language code; for needs, the list of need codes.
+    before: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    after: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # Who changed it: the citizen, their representative, staff at the desk, an agency system.
+    changed_by_kind: str = Field(max_length=20)
+    changed_by_id: str | None = Field(default=None, max_length=64)
+    changed_by_name: str = Field(default="", max_length=300)
+    source: str = Field(max_length=20)  # portal | desk | api
+    changed_at: dt.datetime = timestamp()

@@ -25,6 +25,7 @@ from hub.auth.dependencies import SESSION_COOKIE, authenticate
 from hub.config import Settings
 from hub.dependencies import SessionDep
 from hub.errors import HubError
+from hub.web.acting import acting_for_page
 from hub.web.i18n import (
     LANGUAGE_COOKIE,
     LANGUAGES,
@@ -113,6 +114,7 @@ def render(
         csrf_token=csrf_token(request, settings),
         timezone=settings.timezone,
         development=settings.environment in ("development", "test"),
+        acting_for=getattr(request.state, "acting_for", None),
         **(context or {}),
     )
     response = HTMLResponse(html, status_code=status_code)
@@ -196,9 +198,13 @@ async def page_viewer(request: Request, session: SessionDep) -> Viewer | None:
     token = request.cookies.get(SESSION_COOKIE, "")
     if not token:
         return None
-    return await authenticate(
+    viewer = await authenticate(
         session, "session", token, request_id=getattr(request.state, "request_id", None)
     )
+    if viewer is not None and viewer.kind == "citizen":
+        # Every page says so while a representative acts for someone (hub/web/acting.py).
+        request.state.acting_for = await acting_for_page(request, session, viewer)
+    return viewer
 
 
 PageViewer = Annotated[Viewer | None, Depends(page_viewer)]
