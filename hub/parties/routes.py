@@ -224,17 +224,9 @@ async def my_preference_history(
     return [PreferenceChangeOut.of(change) for change in history]
 
 
-@router.get("/api/parties/{party_id}/preferences/history")
-async def party_preference_history(
-    party_id: uuid.UUID,
-    viewer: CurrentStaffOrAgency,
-    session: SessionDep,
-    catalog: CatalogDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 200,
-) -> list[PreferenceChangeOut]:
-    """The party's preference changes, for staff or a system of an agency that has a case
-    of the party (owned or taking part); the read is logged under that case's processing
-    activity. Any other party: 404."""
+async def case_of_agency(session: AsyncSession, viewer: Viewer, party_id: uuid.UUID) -> Case:
+    """The party's newest case the viewer's agency owns or takes part in: the ground on which
+    its staff and systems read or change the party's preferences. NotFound without one."""
     assert viewer.agency_id is not None
     case = (
         await session.exec(
@@ -247,6 +239,55 @@ async def party_preference_history(
     ).first()
     if case is None:
         raise NotFound("No party found.")
+    return case
+
+
+@router.put("/api/parties/{party_id}/preferences")
+async def set_party_preferences(
+    party_id: uuid.UUID,
+    body: PreferencesIn,
+    viewer: CurrentStaffOrAgency,
+    session: SessionDep,
+    catalog: CatalogDep,
+) -> PreferencesOut:
+    """Change a party's preferences as they asked at the desk (staff: recorded as "desk") or
+    through an agency's system ("api"), for an agency with a case of the party; the same
+    checks as the citizen's own change, kept in the history the citizen reads, and logged."""
+    case = await case_of_agency(session, viewer, party_id)
+    party = await get_party(session, party_id)
+    await change_preferences(
+        session,
+        party,
+        channel=body.channel,
+        language=body.language,
+        needs=body.needs,
+        changed_by=changed_by(viewer),
+        source="desk" if viewer.kind == "staff" else "api",
+    )
+    await record_access(
+        session,
+        viewer,
+        party_id=party_id,
+        action="change",
+        data="preferences",
+        case=case,
+        activity_code=catalog.get(case.journey_id, case.journey_version).processing_activity,
+    )
+    return await preferences_out(session, party)
+
+
+@router.get("/api/parties/{party_id}/preferences/history")
+async def party_preference_history(
+    party_id: uuid.UUID,
+    viewer: CurrentStaffOrAgency,
+    session: SessionDep,
+    catalog: CatalogDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 200,
+) -> list[PreferenceChangeOut]:
+    """The party's preference changes, for staff or a system of an agency that has a case
+    of the party (owned or taking part); the read is logged under that case's processing
+    activity. Any other party: 404."""
+    case = await case_of_agency(session, viewer, party_id)
     await record_access(
         session,
         viewer,

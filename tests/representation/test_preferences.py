@@ -150,3 +150,32 @@ async def test_staff_of_an_agency_with_a_case_read_the_history_and_it_is_logged(
         ("staff", "preference_history"),
     ]
     assert all(e.processing_activity_id is not None and e.case_id is not None for e in log)
+
+
+async def test_staff_change_a_preference_at_the_desk_and_the_citizen_reads_who_did(
+    client: httpx.AsyncClient, database: Database, anna: Party
+) -> None:
+    async with database.session() as session:
+        staff = await make_staff(session, "toeslagen", name="Sanne de Wit")
+        outsider = await make_staff(session, "uwv")
+        await make_case(session, anna, agency_id="toeslagen")
+    path = f"/api/parties/{anna.id}/preferences"
+    desk = bearer(await token_for(database, "staff", staff.id))
+    changed = await client.put(path, headers=desk, json={"language": "en"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["language"] == "en"
+    refused = await client.put(path, headers=desk, json={"channel": "sms"})
+    assert refused.status_code == 422 and refused.json()["reason"] == "no_phone"
+    stranger = bearer(await token_for(database, "staff", outsider.id))
+    assert (await client.put(path, headers=stranger, json={"language": "nl"})).status_code == 404
+
+    me = bearer(await token_for(database, "citizen", anna.id))
+    history = (await client.get("/api/me/preferences/history", headers=me)).json()
+    assert [(h["changed_by_kind"], h["changed_by_name"], h["source"]) for h in history] == [
+        ("staff", "Sanne de Wit", "desk")
+    ]
+    async with database.session() as session:
+        log = (
+            await session.exec(select(AccessLogEntry).where(AccessLogEntry.party_id == anna.id))
+        ).all()
+    assert [(e.actor_kind, e.action, e.data) for e in log] == [("staff", "change", "preferences")]
