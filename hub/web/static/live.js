@@ -241,6 +241,8 @@
     var payload = frame.payload || {};
     if (kind === "message" || kind === "note") {
       showMessage(frame);
+    } else if (kind === "chat_started" || kind === "chat_transferred") {
+      show(stateLine, texts.waiting);
     } else if (kind === "chat_picked_up") {
       if (viewerKind === "citizen") {
         show(stateLine, fill(texts.picked_up, { name: payload.staff_name, agency: payload.agency_name }));
@@ -422,6 +424,7 @@
 
   function lost() {
     following = false;
+    root.setAttribute("data-state", "lost");
     online = {};
     leftName = null;
     Object.keys(typing).forEach(stopTyping);
@@ -432,6 +435,7 @@
   function stop(text) {
     stopped = true;
     drop();
+    root.setAttribute("data-state", "stopped");
     show(connectionLine, text);
   }
 
@@ -473,6 +477,7 @@
       case "followed":
         following = true;
         everFollowed = true;
+        root.setAttribute("data-state", "following");
         attempts = 0;
         show(connectionLine, "");
         if (frame.citizen_online) {
