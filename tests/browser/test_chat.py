@@ -94,6 +94,7 @@ async def test_a_citizen_and_staff_chat_live_and_nothing_is_lost_when_the_networ
 
     # Staff ask the citizen for a document: his tracker shows it is his turn now.
     await expect(citizen.locator(".call-to-action")).to_have_count(0)
+    await expect(citizen.locator("#case-status dl.facts")).to_contain_text("Aan ons")
     token = await token_for(hub.database, "staff", world.staff_id)
     async with httpx.AsyncClient(base_url=hub.url, headers=bearer(token)) as api:
         asked = await api.post(
@@ -102,8 +103,11 @@ async def test_a_citizen_and_staff_chat_live_and_nothing_is_lost_when_the_networ
         )
         assert asked.status_code == 200, asked.text
     await expect(citizen.locator(".call-to-action")).to_contain_text(ASKED)
-    await expect(citizen.locator("#case-status dl.facts")).to_contain_text("U")
-    await expect(citizen.locator("[aria-live=polite]")).to_contain_text("Uw zaak is veranderd.")
+    await expect(citizen.locator("#case-status dl.facts")).to_contain_text("Aan u")
+    await expect(citizen.locator("#case-status dl.facts")).not_to_contain_text("Aan ons")
+    await expect(citizen.locator("[aria-live=polite]")).to_have_text(
+        "Uw zaak is veranderd. Nu: Vraag ontvangen"
+    )
 
     # The citizen's network drops while staff write twice; back online, both arrive once.
     await citizen_context.set_offline(True)

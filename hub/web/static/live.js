@@ -224,7 +224,15 @@
           }
           current.replaceWith(document.importNode(fresh, true));
           var step = fresh.querySelector("[aria-current=step]");
-          var name = step ? step.textContent.replace(/\s+/g, " ").trim() : "";
+          var name = "";
+          if (step) {
+            step = step.cloneNode(true);
+            var label = step.querySelector(".state"); // "Now:", which the text says already
+            if (label) {
+              label.remove();
+            }
+            name = step.textContent.replace(/\s+/g, " ").trim();
+          }
           announce(fill(texts.status_changed, { step: name }));
         })
         .catch(function () {
