@@ -36,7 +36,7 @@ from hub.parties.mandates import (
     revoke_mandate,
 )
 from hub.parties.service import get_party
-from hub.web.acting import ACTING_COOKIE
+from hub.web.acting import ACTING_COOKIE, acting_cookie
 from hub.web.i18n import mark
 from hub.web.pages import CitizenPage, page_language, page_router, render
 from hub.web.security import CSRF_FIELD, check_csrf
@@ -219,7 +219,7 @@ async def act_for(
     response = RedirectResponse("/representation/cases", status_code=303)
     response.set_cookie(
         ACTING_COOKIE,
-        str(party_id),
+        acting_cookie(party_id, viewer),
         path="/",
         httponly=True,
         samesite="lax",

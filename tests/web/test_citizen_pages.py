@@ -12,7 +12,7 @@ from sqlmodel import select
 
 from hub.config import Settings
 from hub.db import Database
-from hub.models import AccessLogEntry, Mandate, Party
+from hub.models import AccessLogEntry, LoginSession, Mandate, Party
 from hub.web.i18n import LANGUAGE_COOKIE
 from tests.web.test_pages import csrf_of, log_in_citizen
 from tests.web.world import make_portal_world
@@ -164,7 +164,9 @@ async def test_acting_for_someone_without_a_mandate_is_not_found(
     )
     assert refused.status_code == 404
     # A cookie made up by hand grants nothing either.
-    client.cookies.set("hub_acting_for", str(world.citizen_id))
+    async with database.session() as session:
+        login = (await session.exec(select(LoginSession))).all()[-1]
+    client.cookies.set("hub_acting_for", f"{world.citizen_id}.{login.id}")
     assert "U handelt namens" not in (await client.get("/my-cases")).text
     assert (await client.get(f"/cases/{world.waiting_case_id}")).status_code == 404
     assert re.search(
