@@ -2,7 +2,8 @@
 member of staff picks it up from the queue and opens the chat page; the citizen sees them come
 in, type and answer — without a reload, and read out by the polite live region — and sees his
 case's tracker change when staff ask him for something. The citizen's network then drops
-while staff send two lines: when it is back, both appear, once each and in order."""
+while staff send two lines and he writes one: when it is back, all three appear, once each
+and in order."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from tests.builders import bearer, token_for
 QUESTION = "Waarom krijg ik minder huurtoeslag?"
 ANSWER = "Goedemiddag, ik zoek het voor u uit."
 ASKED = "Uw huurcontract van 2026"
+BACK = "Ik ben er weer."
 
 
 async def following(page: Page) -> None:
@@ -120,15 +122,23 @@ async def test_a_citizen_and_staff_chat_live_and_nothing_is_lost_when_the_networ
         await expect(lines(staff, text)).to_have_count(1)
         await expect(lines(staff, text)).not_to_contain_text("Wordt verstuurd")
     await expect(lines(citizen, "terwijl u offline was")).to_have_count(0)
+    # What the citizen writes meanwhile waits, and goes once the network is back.
+    await citizen.fill("#chat-text", BACK)
+    await citizen.click("#chat button[type=submit]")
+    await expect(lines(citizen, BACK)).to_contain_text("Nog niet verstuurd")
     await citizen_context.set_offline(False)
     await following(citizen)
     await expect(lines(citizen, "terwijl u offline was")).to_have_count(2)
-    last_two = citizen.locator("ol.thread li.message .body")
-    bodies = await last_two.all_inner_texts()
-    assert bodies[-2:] == [
+    await expect(lines(citizen, BACK)).not_to_contain_text("Nog niet verstuurd")
+    await expect(lines(citizen, BACK)).not_to_contain_text("Wordt verstuurd")
+    await expect(lines(staff, BACK)).to_have_count(1)
+    bodies = await citizen.locator("ol.thread li.message .body").all_inner_texts()
+    assert bodies[-3:] == [
         "Eerste bericht terwijl u offline was",
         "Tweede bericht terwijl u offline was",
+        BACK,
     ]
+    assert bodies.count(BACK) == 1
     assert bodies.count(ANSWER) == 1 and bodies.count(QUESTION) == 1
     assert await citizen.evaluate("() => window.notReloaded === true")
     assert citizen_violations == [] and staff_violations == []

@@ -183,13 +183,13 @@
     var node = messageNode(message);
     var mine = acknowledged[id];
     if (mine) {
-      mine.node.replaceWith(node);
+      mine.node.remove();
       delete acknowledged[id];
-    } else {
-      var list = threadList();
-      if (list) {
-        list.appendChild(node);
-      }
+    }
+    // Events come in the log's order; lines still on their way stay below them.
+    var list = threadList();
+    if (list) {
+      list.insertBefore(node, list.querySelector("[data-pending]"));
     }
     if (!fromMe(message)) {
       stopTyping(message.author_name || texts.fallback);
@@ -389,6 +389,7 @@
     delete pending[frame.ref];
     pendingOrder = pendingOrder.filter(function (ref) { return ref !== frame.ref; });
     setStatus(line.node, texts.refused);
+    line.node.removeAttribute("data-pending");
     if (textarea && !textarea.value) {
       textarea.value = line.body;
     }
@@ -411,6 +412,7 @@
       var ref = newRef();
       var direction = viewerKind === "citizen" ? "inbound" : "outbound";
       var node = messageNode({ direction: direction, channel: "webchat", author_name: texts.you, body: body }, texts.sending);
+      node.setAttribute("data-pending", "");
       pending[ref] = { body: body, node: node };
       pendingOrder.push(ref);
       var list = threadList();
