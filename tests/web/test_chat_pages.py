@@ -78,6 +78,7 @@ async def test_a_citizen_chats_on_his_case_chooses_the_answers_channel_and_ends_
         case = await session.get(Case, world.mail_case_id)
         assert case is not None
     assert f'data-after="{case.last_seq}"' in page.text
+    assert 'data-timezone="Europe/Amsterdam"' in page.text
 
     # Jan has a verified email address: he may have the answer by email once he has left.
     assert 'value="email"' in page.text and 'value="sms"' not in page.text
