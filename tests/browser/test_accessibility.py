@@ -106,6 +106,21 @@ async def test_every_page_is_accessible_in_both_languages_and_at_320_px(
         await page.click("main button[type=submit]")
         await page.wait_for_selector(".error-summary")
         problems.update(await check(page, axe_source, f"{lang} code refused"))
+        # The console: the desk's answer to a search, and a reply sent back with its error.
+        page = await contexts["staff"].new_page()
+        await page.goto("/console")
+        case_link = page.locator(f'a[href="/console/cases/{world.mail_case_id}"]').first
+        reference = await case_link.inner_text()
+        await page.goto("/console/desk")
+        await page.fill("#desk-reference", reference)
+        await page.select_option("#desk-purpose", "vragen-beantwoorden")
+        await page.click("main button[type=submit]")
+        await page.wait_for_selector("#cases-heading")
+        problems.update(await check(page, axe_source, f"{lang} desk search"))
+        await page.goto(f"/console/cases/{world.mail_case_id}")
+        await page.click("button[name=do][value=send]")
+        await page.wait_for_selector(".error-summary")
+        problems.update(await check(page, axe_source, f"{lang} reply refused"))
         for context in contexts.values():
             await context.close()
     assert problems == {}
