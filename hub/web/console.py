@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -36,6 +37,7 @@ from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.desk.service import representatives, verified_addresses
 from hub.documents.service import documents_of_case
 from hub.errors import InvalidInput, NotAuthenticated
+from hub.events.service import events_after
 from hub.messages.schemas import MAX_MESSAGE_CHARS, checked_text
 from hub.messages.service import address_for, last_citizen_channel, post_message, reply
 from hub.messages.thread import read_thread
@@ -53,6 +55,7 @@ from hub.web.pages import (
 from hub.web.replies import canned_replies, canned_reply
 from journeys.catalog import Catalog
 from journeys.engine import parse_action
+from journeys.model import JourneyDefinition, UnknownResult, UnknownStage
 
 router = page_router()
 
@@ -334,6 +337,64 @@ async def _handover_targets(
     ]
 
 
+HISTORY_LIMIT = 500
+# Events the thread already shows as messages, or that only repeat another one.
+NOT_IN_HISTORY = ("message", "note", "chat_transferred")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change to the case as the console's history lists it: what (the event's kind),
+    who, when, and a detail in the page's language where the event has one."""
+
+    kind: str
+    actor_name: str | None
+    at: dt.datetime
+    detail: str | None
+
+
+def _detail(
+    definition: JourneyDefinition, kind: str, payload: dict[str, Any], lang: str
+) -> str | None:
+    """The event's detail worth a line: the stage entered, the result, what was asked, a
+    reason, who a chat went to, a channel."""
+    try:
+        if kind in ("stage_entered", "case_started"):
+            stage_id = payload.get("to") or payload.get("stage")
+            return definition.stage(str(stage_id)).name.get(lang) if stage_id else None
+        if kind == "decided":
+            return definition.result(str(payload.get("result"))).text.get(lang)
+    except (UnknownStage, UnknownResult):
+        return None
+    for key in ("what", "reason", "to_name", "channel", "to"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+async def case_history(
+    session: AsyncSession, catalog: Catalog, case: Case, lang: str
+) -> list[HistoryEntry]:
+    """The case's changes in the order they happened — started, stages, requests, holds,
+    extensions, hand-overs, channel switches, the decision — without the messages, which
+    the thread shows."""
+    definition = definition_of(catalog, case)
+    events = await events_after(
+        session, case.id, 0, audiences=("citizen", "staff"), limit=HISTORY_LIMIT
+    )
+    return [
+        HistoryEntry(
+            kind=event.kind,
+            actor_name=event.actor_name,
+            at=event.created_at,
+            detail=_detail(definition, event.kind, event.payload, lang),
+        )
+        for event in events
+        if event.kind not in NOT_IN_HISTORY
+    ]
+
+
 async def _case_page(
     request: Request,
     *,
@@ -377,6 +438,7 @@ async def _case_page(
             "owner": owner.display_name if owner else None,
             "chat": conversation,
             "thread": await read_thread(session, case, staff_view=True),
+            "history": await case_history(session, catalog, case, lang),
             "documents": await documents_of_case(session, case.id, staff_view=True),
             "picked": request.query_params.get("picked") == "1",
             "done": request.query_params.get("done"),

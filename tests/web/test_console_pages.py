@@ -223,6 +223,12 @@ async def test_staff_put_a_case_on_hold_go_on_and_extend_the_time_for_a_decision
     )
     resumed = await client.post(target, data={"csrf_token": token, "kind": "resume"})
     assert resumed.status_code == 303
+    shown = (await client.get(resumed.headers["location"])).text
+    history = shown[shown.index('id="history-heading"') : shown.index('id="thread-heading"')]
+    assert "Zaak stilgezet</strong>: Wacht op de gemeente" in history
+    assert "Tijd voor een besluit verlengd</strong>: Wij hebben meer tijd nodig" in history
+    assert history.index("Zaak gestart") < history.index("Zaak stilgezet")
+    assert "Weer verder gegaan" in history and "Sanne de Wit" in history
     async with database.session() as session:
         case = await session.get(Case, world.mail_case_id)
         assert case is not None and case.status == "open"
