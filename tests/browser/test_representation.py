@@ -19,7 +19,7 @@ from sqlmodel import select
 from hub.models import Party
 from tests.browser.conftest import Hub
 from tests.browser.test_accessibility import check
-from tests.browser.test_portal import policy_violations
+from tests.browser.test_portal import policy_violations, tab_to
 from tests.builders import bearer, key_for, token_for
 from tests.web.world import PNG, WHAT_IS_ASKED
 
@@ -65,7 +65,10 @@ async def test_a_representative_acts_for_a_party(
     other = await representative.new_page()
     violations = policy_violations(other)
     await other.goto("/representation")
-    await other.get_by_role("button", name="Handel namens Jan Jansen").click()
+    # Switching is done with the keyboard alone.
+    await tab_to(other, "form[action='/representation/act'] button")
+    await expect(other.locator(":focus")).to_have_text("Handel namens Jan Jansen")
+    await other.keyboard.press("Enter")
     await expect(other).to_have_url(re.compile(r"/representation/cases$"))
     banner = other.locator("#acting-for")
     await expect(banner).to_contain_text("U handelt namens Jan Jansen.")
