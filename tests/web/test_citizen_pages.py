@@ -14,6 +14,7 @@ from hub.config import Settings
 from hub.db import Database
 from hub.models import AccessLogEntry, LoginSession, Mandate, Party
 from hub.web.i18n import LANGUAGE_COOKIE
+from tests.builders import bearer, token_for
 from tests.web.test_pages import csrf_of, log_in_citizen
 from tests.web.world import make_portal_world
 
@@ -66,6 +67,13 @@ async def test_preferences_refuse_an_unreachable_channel_and_keep_every_change(
         "en",
         ["plain_language"],
     )
+
+    # Staff of an agency with a case of his read the history: his access log says so.
+    staff = bearer(await token_for(database, "staff", world.staff_id))
+    read = await client.get(f"/api/parties/{jan.id}/preferences/history", headers=staff)
+    assert read.status_code == 200 and len(read.json()) == 3
+    client.cookies.set(LANGUAGE_COOKIE, "nl")
+    assert "uw voorkeuren" in (await client.get("/my-data")).text
 
 
 async def test_a_representative_acts_for_the_citizen_until_the_mandate_is_revoked(
