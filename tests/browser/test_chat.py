@@ -71,7 +71,8 @@ async def test_a_citizen_and_staff_chat_live_and_nothing_is_lost_when_the_networ
     conversation_id = uuid.UUID(found.group(1))
     await row.locator("button[type=submit]").click()
     await expect(staff).to_have_url(re.compile(f"/console/cases/{world.mail_case_id}"))
-    await staff.goto(f"/console/chats/{conversation_id}")
+    await staff.click(f"main a[href='/console/chats/{conversation_id}']")
+    await expect(staff).to_have_url(re.compile(f"/console/chats/{conversation_id}$"))
     await following(staff)
     await expect(lines(staff, QUESTION)).to_have_count(1)
 
