@@ -1,16 +1,18 @@
 """Routing notices in batches: the same decisions as ``route_notice``, made for thousands of
-rows with a handful of queries.
+rows with a handful of statements.
 
-A bulk job hands :func:`route_batch` a few thousand parsed rows at a time. Instead of a
-query per row it asks the database, per batch, for the parties, their usable addresses, their
-consents in force, today's counts towards the daily cap and the notices that exist already,
-decides per row in memory with the pure parts of :mod:`hub.notices.service` (channel order,
-template choice, quiet hours, the portal alert), and writes the notices, outbox rows and
-quiet-hours timers as sets. On PostgreSQL the sets go in with ``COPY`` through a temporary
-table and one ``INSERT … ON CONFLICT DO NOTHING``; elsewhere with multi-row inserts.
+On PostgreSQL, a batch whose templates are all plain text with ``{{ name }}`` placeholders
+is decided and written inside the database, set-based (:mod:`hub.notices.bulk_postgres`).
+Otherwise (SQLite, or a template that needs Jinja2) :func:`gather` asks the database, per
+batch, for the parties, their usable addresses, their consents in force, today's counts
+towards the daily cap and the notices that exist already; :func:`decide` decides per row in
+memory with the pure parts of :mod:`hub.notices.service` (channel order, template choice,
+quiet hours, the portal alert); and :func:`write_plan` writes the notices, outbox rows and
+quiet-hours timers as sets (``COPY`` on PostgreSQL, multi-row inserts elsewhere).
 
 The outcome per row is the one the single-notice API gives (``tests/notices/test_bulk.py``
-holds both to that): a row the API would refuse with 422 is rejected with the same message.
+holds both paths to that): a row the API would refuse with 422 is rejected with the same
+message.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from hub.models import (
     Party,
     Timer,
 )
+from hub.notices.bulk_postgres import Choice, choices, route_batch_in_database, stage_record
 from hub.notices.schemas import NoticeIn
 from hub.notices.service import (
     ALERT_SUBJECT,
@@ -127,6 +130,7 @@ class JobContext:
         # Read once: an ORM attribute costs more than a row's whole decision elsewhere.
         self.agency_id: str = self.agency.id
         self.agency_name: str = self.agency.name
+        self.journeys: list[str] = [journey.id for journey in self.catalog.all()]
 
     async def topic(self, session: AsyncSession, code: str) -> TopicRef | None:
         if code not in self.topics:
@@ -494,11 +498,52 @@ class Carry:
 
 
 async def route_batch(
-    session: AsyncSession, context: JobContext, rows: Sequence[BatchRow], *, now: dt.datetime
+    session: AsyncSession,
+    context: JobContext,
+    rows: Sequence[BatchRow],
+    *,
+    now: dt.datetime,
+    in_database: bool = True,
 ) -> BatchOutcome:
-    """Decide and write the notices of ``rows`` in the caller's transaction."""
+    """Decide and write the notices of ``rows`` in the caller's transaction: on PostgreSQL
+    in the database (:mod:`hub.notices.bulk_postgres`) when every template the rows use is
+    plain and ``in_database`` allows it, else row by row here."""
+    if in_database and (await session.connection()).dialect.name == "postgresql":
+        found = await _plain_choices(session, context, rows)
+        if found is not None:
+            tally = await route_batch_in_database(
+                session,
+                [stage_record(item.row, item.notice) for item in rows],
+                found,
+                agency_id=context.agency_id,
+                agency_name=context.agency_name,
+                journeys=context.journeys,
+                base_url=context.base_url,
+                job_id=context.job_id,
+                timezone=context.timezone,
+                now=now,
+            )
+            contents = {item.row: item.content for item in rows}
+            return BatchOutcome(
+                accepted=tally.accepted,
+                not_sent=tally.not_sent,
+                duplicates=tally.duplicates,
+                rejections=[(row, error, contents[row]) for row, error in tally.rejections],
+            )
     gathered = await gather(session, context, rows, now=now)
     return await write_plan(session, decide(context, gathered, now=now))
+
+
+async def _plain_choices(
+    session: AsyncSession, context: JobContext, rows: Sequence[BatchRow]
+) -> dict[tuple[str, str, str], Choice] | None:
+    """The templates the rows name, if all are plain (see ``bulk_postgres.choices``)."""
+    named = {}
+    for code in sorted({item.notice.template for item in rows}):
+        templates = await context.templates_of(session, code)
+        if templates:
+            named[code] = templates
+    return choices(named)
 
 
 async def gather(

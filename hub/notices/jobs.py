@@ -3,9 +3,9 @@
 The file (NDJSON: one notice a line, as the single-notice API takes it; or CSV with a header
 row) is streamed into the document store when it is posted — memory stays flat however large
 it is — and a ``notice_job`` row is queued. A worker (or ``hub notices push``) then reads it
-from the job's byte ``offset`` in batches: each batch's rows are checked and routed by
-:mod:`hub.notices.bulk` (``gather`` its facts, ``decide`` every row, ``write_plan``), and
-written in one transaction together with the job's new offset and counts. So:
+from the job's byte ``offset`` in batches: each batch's rows are parsed and checked here,
+routed by :mod:`hub.notices.bulk` (in the database on PostgreSQL), and written in one
+transaction together with the job's new offset and counts. So:
 
 - progress is the job row (rows read, accepted, not sent, duplicates, rejected; bytes read of
   the file's size), readable at any time;
@@ -30,8 +30,9 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -44,7 +45,17 @@ from sqlmodel.sql.expression import SelectOfScalar
 from hub.db import Database, utcnow
 from hub.errors import Conflict, InvalidInput, NotFound
 from hub.models import Agency, Document, NoticeJob, NoticeJobRejection
-from hub.notices.bulk import BatchRow, Gathered, JobContext, Plan, decide, gather, write_plan
+from hub.notices.bulk import (
+    BatchOutcome,
+    BatchRow,
+    Gathered,
+    JobContext,
+    Plan,
+    decide,
+    gather,
+    route_batch,
+    write_plan,
+)
 from hub.notices.schemas import NoticeIn
 from journeys.catalog import Catalog
 
@@ -479,6 +490,10 @@ async def run_job(
     )
     started = utcnow()
     with RowReader(path, job.format, offset=job.offset, next_row=job.next_row) as reader:  # type: ignore[arg-type]
+        if database.dialect == "postgresql":
+            return await _run_in_database(
+                database, job, reader, context, batch_rows, seconds, claim_seconds, progress
+            )
         written = job.offset  # where the rows written so far end
         # Three things overlap: the next rows are read and parsed in a thread; a batch is
         # decided (in a thread too) while the batch before it is written.
@@ -499,7 +514,14 @@ async def run_job(
                     plan = decide(context, gathered, now=now) if gathered else None
                 else:
                     writing = asyncio.create_task(
-                        _write_batch(database, job.id, pending, written, claim_seconds)
+                        _write_batch(
+                            database,
+                            job.id,
+                            pending.batch,
+                            written,
+                            claim_seconds,
+                            partial(write_plan, plan=pending.plan),
+                        )
                     )
                     try:
                         plan = (
@@ -522,10 +544,55 @@ async def run_job(
                     return await _done(database, job.id, written, batch.offset, progress)
                 pending = _Decided(batch, plan)
         finally:
-            if not ahead.done():
-                ahead.cancel()
-            with contextlib.suppress(BaseException):
-                await ahead  # the reader's file closes only after its thread let go of it
+            await _stop_reading(ahead)
+
+
+async def _run_in_database(
+    database: Database,
+    job: NoticeJob,
+    reader: RowReader,
+    context: JobContext,
+    batch_rows: int,
+    seconds: float | None,
+    claim_seconds: float,
+    progress: Progress | None,
+) -> NoticeJob:
+    """``run_job`` on PostgreSQL: each batch is decided and written by set-based SQL
+    (``route_batch``) while the next rows are read and parsed in a thread."""
+    started = utcnow()
+    written = job.offset
+    ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
+    try:
+        while True:
+            batch = await ahead
+            if not batch.rows:
+                return await _done(database, job.id, written, batch.offset, progress)
+            ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
+            now = utcnow()
+            current, kept = await _write_batch(
+                database,
+                job.id,
+                batch,
+                written,
+                claim_seconds,
+                partial(route_batch, context=context, rows=batch.notices, now=now),
+            )
+            if not kept:
+                return current  # cancelled, or taken over after our claim lapsed
+            written = batch.offset
+            if progress:
+                progress(current)
+            if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
+                return await _release(database, job.id)
+    finally:
+        await _stop_reading(ahead)
+
+
+async def _stop_reading(ahead: asyncio.Task[_Batch]) -> None:
+    if not ahead.done():
+        ahead.cancel()
+    with contextlib.suppress(BaseException):
+        await ahead  # the reader's file closes only after its thread let go of it
 
 
 @dataclass(frozen=True)
@@ -539,18 +606,18 @@ class _Decided:
 async def _write_batch(
     database: Database,
     job_id: uuid.UUID,
-    decided: _Decided,
+    batch: _Batch,
     expected_offset: int,
     claim_seconds: float,
+    write: Callable[[AsyncSession], Awaitable[BatchOutcome]],
 ) -> tuple[NoticeJob, bool]:
-    """Write a decided batch with the job's new position and counts, in one transaction;
+    """Write a batch (``write``) with the job's new position and counts, in one transaction;
     (the job, False) without writing when it was cancelled or another process took it."""
-    batch = decided.batch
     async with database.session() as session:
         current = (await session.exec(_locked(job_id, database))).one()
         if current.status != "running" or current.offset != expected_offset:
             return current, False
-        outcome = await write_plan(session, decided.plan)
+        outcome = await write(session)
         rejections = batch.rejections + outcome.rejections
         if rejections:
             await _reject(session, job_id, rejections)

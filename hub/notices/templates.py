@@ -65,30 +65,36 @@ def missing_placeholders(*, subject: str, body: str, values: Mapping[str, Any]) 
 Fill = Callable[[Mapping[str, Any]], str]
 
 
-def _filler(source: str) -> Fill:
-    """A function that fills one template in.
+# A plain template as its pieces: (False, text) or (True, placeholder name).
+Parts = tuple[tuple[bool, str], ...]
 
-    A template of plain text and bare ``{{ name }}`` placeholders — nearly all of them — is
-    filled by ``str.format_map``, as Jinja2 would (``str`` of each value) but without its
-    machinery, so that a bulk job of a million notices spends its time in the database, not
-    here. Anything else (filters, conditions, loops) is rendered by the sandbox.
-    """
-    tree = ENVIRONMENT.parse(source)
-    parts: list[tuple[bool, str]] = []  # (is a placeholder, text or name)
-    plain = True
-    for node in tree.body:
+
+def plain_parts(source: str) -> Parts | None:
+    """The template as text and bare ``{{ name }}`` placeholders, or None when it uses
+    anything else (filters, conditions, loops)."""
+    parts: list[tuple[bool, str]] = []
+    for node in ENVIRONMENT.parse(source).body:
         if not isinstance(node, nodes.Output):
-            plain = False
-            break
+            return None
         for child in node.nodes:
             if isinstance(child, nodes.TemplateData):
                 parts.append((False, child.data))
             elif isinstance(child, nodes.Name) and child.ctx == "load":
                 parts.append((True, child.name))
             else:
-                plain = False
-                break
-    if plain:
+                return None
+    return tuple(parts)
+
+
+def _filler(source: str, parts: Parts | None) -> Fill:
+    """A function that fills one template in.
+
+    A plain template — nearly all of them — is filled by ``str.format_map``, as Jinja2
+    would (``str`` of each value) but without its machinery, so that a bulk job of a million
+    notices spends its time in the database, not here. Anything else is rendered by the
+    sandbox.
+    """
+    if parts is not None:
         # ``format`` of a text, number, true/false or None is its ``str``, as in Jinja2.
         pattern = "".join(
             "{" + text + "}" if is_name else text.replace("{", "{{").replace("}", "}}")
@@ -106,6 +112,13 @@ class Compiled:
     placeholders: frozenset[str]
     fill_subject: Fill
     fill_body: Fill
+    # Both plain (see ``plain_parts``), or None: a bulk job fills these in the database.
+    subject_parts: Parts | None = None
+    body_parts: Parts | None = None
+
+    @property
+    def plain(self) -> bool:
+        return self.subject_parts is not None and self.body_parts is not None
 
     def render(self, values: Mapping[str, Any]) -> Rendered:
         """See :func:`render`."""
@@ -137,10 +150,13 @@ class Compiled:
 @lru_cache(maxsize=256)
 def compile_template(subject: str, body: str) -> Compiled:
     """The template parsed (and cached by its text, so an edited template is parsed anew)."""
+    subject_parts, body_parts = plain_parts(subject), plain_parts(body)
     return Compiled(
         placeholders=frozenset(placeholders(subject=subject, body=body)),
-        fill_subject=_filler(subject),
-        fill_body=_filler(body),
+        fill_subject=_filler(subject, subject_parts),
+        fill_body=_filler(body, body_parts),
+        subject_parts=subject_parts,
+        body_parts=body_parts,
     )
 
 

@@ -4,6 +4,7 @@ rows the single API would refuse."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import uuid
 from typing import Any
@@ -19,7 +20,7 @@ from hub.models import Agency, Notice, OutboxItem, Party, Timer
 from hub.notices.bulk import BatchRow, JobContext, route_batch
 from hub.notices.routes import notice_request
 from hub.notices.schemas import NoticeIn
-from hub.notices.service import route_notice
+from hub.notices.service import route_notice, save_template
 from journeys.catalog import Catalog, load_catalog
 from tests.builders import make_case, make_party
 from tests.notices.conftest import BASE_URL, PERSONALISATION, TIMEZONE, World, consent, local
@@ -83,7 +84,46 @@ async def cast(session: AsyncSession, world: World) -> list[dict[str, Any]]:
     keyed = await party(email="keyed@example.nl", preferred_channel="email")
     row(keyed, dedupe_key="rent-2026-keyed")
     row(keyed, dedupe_key="rent-2026-keyed", personalisation={**PERSONALISATION, "start": "x"})
+    # Values as the template shows them: their ``str``, whitespace folded in a subject.
+    row(
+        await party(email="numbers@example.nl", preferred_channel="email"),
+        personalisation={"allowance": 12, "start": True},
+    )
+    row(
+        await party(email="none@example.nl", preferred_channel="email"),
+        personalisation={"allowance": None, "start": 1.5},
+    )
+    row(
+        await party(email="spaces@example.nl", preferred_channel="email"),
+        personalisation={"allowance": "  huur\u00a0\n toeslag\t", "start": "{1 mei} "},
+    )
+    business = await party(email="bv@example.nl", preferred_channel="email")
+    business.kind, business.kvk_number, business.bsn = "business", "90001234", None
+    session.add(business)
+    await session.flush()
+    rows.append({**rows[0], "bsn": None, "kvk_number": "90001234"})
+    row(await party(phone="+31612345003", preferred_channel="sms", language="en"))
+    # The "brief" template has no text message: an email goes, a text cannot.
+    await save_template(
+        session,
+        agency_id="toeslagen",
+        code="brief",
+        channel="portal",
+        language="nl",
+        subject="Brief over {{ allowance }}",
+        body="Beste {{ party_name }}, zie {{ allowance }}.",
+    )
+    row(await party(email="brief@example.nl", preferred_channel="email"), template="brief")
     # Rows the single API refuses with 422.
+    row(await party(phone="+31612345004", preferred_channel="sms"), template="brief")
+    row(
+        await party(phone="+31612345005", preferred_channel="sms"),
+        personalisation={**PERSONALISATION, "start": "lang " * 400},  # too long for 10 texts
+    )
+    row(
+        await party(email="subject@example.nl", preferred_channel="email"),
+        personalisation={**PERSONALISATION, "allowance": "y" * 400},  # the subject's too long
+    )
     row(await party(email="short@example.nl"), personalisation={"allowance": "huurtoeslag"})
     rows.append({**rows[0], "bsn": "111222333"})  # a valid BSN nobody has
     rows.append({**rows[0], "bsn": "123456789"})  # fails the eleven-test
@@ -165,14 +205,19 @@ async def one_by_one(
 
 
 async def in_a_batch(
-    database: Database, rows: list[dict[str, Any]], now: dt.datetime, catalog: Catalog = CATALOG
+    database: Database,
+    rows: list[dict[str, Any]],
+    now: dt.datetime,
+    catalog: Catalog = CATALOG,
+    *,
+    in_database: bool = True,
 ) -> list[str]:
     async with database.session() as session:
         agency = await session.get(Agency, "toeslagen")
         assert agency is not None
         context = JobContext(agency=agency, catalog=catalog, timezone=TIMEZONE, base_url=BASE_URL)
         batch = [BatchRow(n + 1, "", NoticeIn.model_validate(row)) for n, row in enumerate(rows)]
-        result = await route_batch(session, context, batch, now=now)
+        result = await route_batch(session, context, batch, now=now, in_database=in_database)
     assert result.accepted + result.not_sent + result.duplicates + len(result.rejections) == len(
         rows
     )
@@ -185,10 +230,13 @@ async def forget_notices(database: Database) -> None:
             await (await session.connection()).execute(delete(table))
 
 
+@pytest.mark.parametrize("in_database", [True, False], ids=["set-based", "row-by-row"])
 @pytest.mark.parametrize("hour", [12, 23], ids=["noon", "night"])
 async def test_a_batch_routes_every_row_as_the_single_api_does(
-    database: Database, world: World, hour: int
+    database: Database, world: World, hour: int, in_database: bool
 ) -> None:
+    """On PostgreSQL the batch is decided in the database (set-based) unless a template
+    needs Jinja2; row by row otherwise. Both must match the single API exactly."""
     async with database.session() as session:
         rows = await cast(session, world)
     now = local(hour)
@@ -196,22 +244,22 @@ async def test_a_batch_routes_every_row_as_the_single_api_does(
     single_errors = await one_by_one(database, world, rows, now)
     single = await outcome(database)
     await forget_notices(database)
-    batch_errors = await in_a_batch(database, rows, now)
+    batch_errors = await in_a_batch(database, rows, now, in_database=in_database)
     batch = await outcome(database)
 
     assert sorted(batch_errors) == sorted(single_errors)
-    assert len(batch_errors) == 8
+    assert len(batch_errors) == 11
     assert batch == single
     made, sent, held = batch
     statuses = [status for _, _, status, *_ in made]
     assert statuses.count("not-sent") == 3  # never consented, withdrawn, and the daily cap
     assert ("email", "mail@example.nl") in {(s[1], s[2]) for s in sent}
     if hour == 23:
-        assert len(held) == 2  # the two texts wait for the morning
+        assert len(held) == 3  # the three texts wait for the morning
         assert not any(s[1] == "sms" for s in sent)
     else:
         assert held == []
-        assert sum(1 for s in sent if s[1] == "sms") == 2
+        assert sum(1 for s in sent if s[1] == "sms") == 3
 
 
 async def test_a_notice_made_before_is_a_duplicate_and_not_sent_again(
@@ -273,3 +321,60 @@ async def test_notices_of_a_batch_record_their_job_row(database: Database, world
         notices = (await session.exec(select(Notice).order_by(col(Notice.job_row)))).all()
     assert [n.job_row for n in notices] == [1, 2]
     assert all(isinstance(n.id, uuid.UUID) for n in notices)
+
+
+async def test_a_template_that_needs_jinja2_is_routed_row_by_row_with_the_same_outcome(
+    database: Database, world: World
+) -> None:
+    async with database.session() as session:
+        await save_template(
+            session,
+            agency_id="toeslagen",
+            code="fancy",
+            channel="portal",
+            language="nl",
+            subject="Recht op {{ allowance | upper }}",
+            body="{% if start %}Vanaf {{ start }}.{% else %}Binnenkort.{% endif %}",
+        )
+        mail = await make_party(session, email="a@example.nl", preferred_channel="email")
+        portal = await make_party(session, email="b@example.nl")
+        rows = [
+            {"bsn": p.bsn, "topic": "allowances", "template": t, "personalisation": PERSONALISATION}
+            for p, t in [(mail, "rent"), (portal, "fancy")]
+        ]
+        for made in (await session.exec(select(Party))).all():
+            await consent(session, made, world.topic, True)
+    single_errors = await one_by_one(database, world, rows, local(12))
+    single = await outcome(database)
+    await forget_notices(database)
+    assert await in_a_batch(database, rows, local(12)) == single_errors == []
+    assert await outcome(database) == single
+    assert {n[5] for n in single[0]} == {"Recht op HUURTOESLAG", "Recht op huurtoeslag"}
+
+
+@pytest.mark.parametrize("database", ["postgres"], indirect=True)  # SQLite has one writer
+async def test_a_notice_written_by_someone_else_meanwhile_counts_as_a_duplicate(
+    database: Database, world: World
+) -> None:
+    """Another transaction makes the same notice while the batch runs: the batch waits for
+    it, then neither writes a second notice nor sends anything for it."""
+
+    async with database.session() as session:
+        party = await make_party(session, email="race@example.nl", preferred_channel="email")
+        await consent(session, party, world.topic, True)
+    row = {"bsn": party.bsn, "topic": "allowances", "template": "rent", "dedupe_key": "race-1"}
+    row["personalisation"] = PERSONALISATION
+    async with database.session() as other:
+        agency = await other.get(Agency, "toeslagen")
+        assert agency is not None
+        request = await notice_request(other, "toeslagen", NoticeIn.model_validate(row), CATALOG)
+        await route_notice(other, request, timezone=TIMEZONE, base_url=BASE_URL, now=local(12))
+        await other.flush()  # written, not yet committed: the batch's look does not see it
+        racing = asyncio.create_task(in_a_batch(database, [row], local(12)))
+        await asyncio.sleep(0.5)
+        assert not racing.done()  # waiting on the other transaction's notice
+    assert await racing == []
+    async with database.session() as session:
+        notices = (await session.exec(select(Notice))).all()
+        items = (await session.exec(select(OutboxItem))).all()
+    assert len(notices) == 1 and len(items) == 1  # the other's notice and its one mail

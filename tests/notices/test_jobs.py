@@ -298,18 +298,22 @@ async def test_a_job_that_crashed_mid_batch_resumes_without_sending_twice(
     await client.post(
         "/api/notice-jobs", content=ndjson(parties), headers=bearer(toeslagen_key) | NDJSON
     )
-    real = jobs_module.write_plan
     calls = 0
 
-    async def dies_in_second_batch(*args: Any, **kwargs: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        outcome = await real(*args, **kwargs)  # the notices and deliveries are written…
-        if calls == 2:
-            raise Crash  # …and the process dies before the batch commits
-        return outcome
+    def dies_in_second_batch(real: Any) -> Any:
+        async def writes(*args: Any, **kwargs: Any) -> Any:
+            nonlocal calls
+            calls += 1
+            outcome = await real(*args, **kwargs)  # the notices and deliveries are written…
+            if calls == 2:
+                raise Crash  # …and the process dies before the batch commits
+            return outcome
 
-    monkeypatch.setattr(jobs_module, "write_plan", dies_in_second_batch)
+        return writes
+
+    # A batch is written by ``route_batch`` on PostgreSQL, by ``write_plan`` on SQLite.
+    for name in ("route_batch", "write_plan"):
+        monkeypatch.setattr(jobs_module, name, dies_in_second_batch(getattr(jobs_module, name)))
     with pytest.raises(Crash):
         await run_to_end(database, settings, batch_rows=4, claim_seconds=0.0)
     async with database.session() as session:
