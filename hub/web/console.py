@@ -39,6 +39,7 @@ from hub.documents.service import documents_of_case
 from hub.errors import InvalidInput, NotAuthenticated
 from hub.events.service import events_after
 from hub.messages.schemas import MAX_MESSAGE_CHARS, checked_text
+from hub.messages.segments import MAX_SEGMENTS, count_segments
 from hub.messages.service import address_for, last_citizen_channel, post_message, reply
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, Message, Party, StaffMember, Team
@@ -544,8 +545,8 @@ async def reply_to_citizen(
         )
     except InvalidInput as refused:
         error = str(refused) if str(refused) == REPLY_EMPTY else REPLY_REFUSED
-        if channel == "sms" and len(text) > 160:
-            error = SMS_TOO_LONG
+        if len(text) <= MAX_MESSAGE_CHARS and count_segments(text).segments > MAX_SEGMENTS:
+            error = SMS_TOO_LONG  # only a text message refuses a reply this long
         return await again(ReplyForm(text=text, channel=channel, error=error), 422)
     await record_case_access(session, viewer, case, catalog, action="change", data="messages")
     return RedirectResponse(

@@ -16,7 +16,7 @@ from hub.app import build_adapters
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.worker import deliver_once
-from hub.models import AccessLogEntry, Case, Message
+from hub.models import AccessLogEntry, Case, DigitalAddress, Message
 from tests.builders import make_staff
 from tests.web.test_pages import csrf_of, log_in_citizen, log_in_staff
 from tests.web.world import MAIL_BODY, PortalWorld, make_portal_world
@@ -95,6 +95,22 @@ async def test_a_reply_that_cannot_go_comes_back_with_the_text_kept(
             )
         ).all()
     assert outbound == []
+
+    async with database.session() as session:
+        session.add(
+            DigitalAddress(
+                party_id=world.citizen_id, kind="phone", value="+31612345678", verified_at=utcnow()
+            )
+        )
+    long_text = "Uw huurcontract is binnen. " * 70
+    too_long = await client.post(
+        f"/console/cases/{world.mail_case_id}/reply",
+        data={"csrf_token": csrf_of(page.text), "body": long_text, "channel": "sms"},
+    )
+    assert too_long.status_code == 422
+    assert "Het antwoord is te lang voor een sms." in too_long.text
+    assert long_text.strip() in html.unescape(too_long.text)  # kept, to shorten
+    assert '<option value="sms" selected>' in too_long.text
 
 
 async def test_a_canned_reply_is_put_in_the_reply_box_without_script(
