@@ -28,8 +28,10 @@ from hub.cases.service import act_on_case, open_case
 from hub.clock import local_today
 from hub.db import Database, utcnow
 from hub.events.service import Actor
+from hub.messages.service import post_message
 from hub.models import Agency, Case, Mandate, Party, StaffMember
 from hub.parties.service import add_address, bsn_is_valid
+from hub.review.service import add_review_item
 from journeys.catalog import Catalog
 from journeys.engine import Action, Advance, Decide, Extend, RequestInformation, Suspend, Withdraw
 from journeys.model import ANY_AGENCY, JourneyDefinition
@@ -321,6 +323,7 @@ async def load_demo(
                 next(numbers)
         summary.cases = next(numbers)
         await _demo_notices(session, consenting=[jan, maria], refusing=[kees])
+        await _demo_console(session, jan=jan, maria=maria)
         summary.staff.sort()
         return summary
 
@@ -384,6 +387,48 @@ async def _demo_notices(
             recorded_by_id=str(party.id),
             source="portal",
         )
+
+
+async def _demo_console(session: AsyncSession, *, jan: Party, maria: Party) -> None:
+    """Something for the staff console to show: a mail from Jan on his rent allowance case
+    that has waited past the service norm, and in the review queue a mail from an address
+    nobody knows and a text from Maria that fits more than one of her cases."""
+    case = (
+        await session.exec(
+            select(Case).where(
+                Case.party_id == jan.id, Case.journey_id == "huurtoeslag", Case.status == "open"
+            )
+        )
+    ).first()
+    if case is not None:
+        mail = await post_message(
+            session,
+            case=case,
+            channel="email",
+            direction="inbound",
+            author=Actor(kind="citizen", id=str(jan.id), name=jan.name),
+            subject="Vraag over mijn huurtoeslag",
+            body="Goedemiddag, mijn huur gaat omhoog. Moet ik dat doorgeven?",
+            identified_by="reply_token",
+        )
+        mail.created_at = utcnow() - dt.timedelta(days=2)
+        session.add(mail)
+    await add_review_item(
+        session,
+        channel="email",
+        sender="onbekend@example.nl",
+        subject="Vraag over mijn aanvraag",
+        body="Ik heb vorige week iets aangevraagd. Wanneer hoor ik meer?",
+        reason="no_token",
+    )
+    await add_review_item(
+        session,
+        channel="sms",
+        sender="+31612345002",
+        body="When will I hear from you?",
+        reason="several_open_cases",
+        party_id=maria.id,
+    )
 
 
 async def demo_case_count(database: Database) -> int:

@@ -10,13 +10,16 @@ import re
 from dataclasses import replace
 
 import httpx
+import pyotp
 from sqlmodel import col, select
 
 from hub.app import build_adapters
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.worker import deliver_once
+from hub.demo import DEMO_PASSWORD, demo_totp_secret, load_demo
 from hub.models import AccessLogEntry, Case, DigitalAddress, Message
+from journeys.catalog import load_catalog
 from tests.builders import make_staff
 from tests.web.test_pages import csrf_of, log_in_citizen, log_in_staff
 from tests.web.world import MAIL_BODY, PortalWorld, make_portal_world
@@ -257,3 +260,25 @@ async def test_staff_put_a_case_on_hold_go_on_and_extend_the_time_for_a_decision
             )
         ).all()
     assert len(changes) == 3
+
+
+async def test_the_demo_gives_the_console_a_late_mail_and_two_messages_to_review(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    await load_demo(database, load_catalog())
+    page = await client.get("/console/login")
+    logged_in = await client.post(
+        "/console/login",
+        data={
+            "csrf_token": csrf_of(page.text),
+            "email": "sanne@toeslagen.demo",
+            "password": DEMO_PASSWORD,
+            "code": pyotp.TOTP(demo_totp_secret("sanne@toeslagen.demo")).now(),
+        },
+    )
+    assert logged_in.status_code == 303
+    queue = (await client.get("/console")).text
+    assert "1 bericht wacht al langer dan de norm." in queue
+    assert "Vraag over mijn huurtoeslag" in queue
+    review = (await client.get("/console/review")).text
+    assert "Vraag over mijn aanvraag" in review and "When will I hear from you?" in review
