@@ -396,6 +396,33 @@ async def case_history(
     ]
 
 
+@dataclass(frozen=True)
+class RepresentativeShown:
+    """Someone who may act for the party now: for all cases (``journeys`` None) or for the
+    kinds of case named, until a moment or without end."""
+
+    name: str
+    journeys: list[str] | None
+    valid_until: dt.datetime | None
+
+
+async def representatives_shown(
+    session: AsyncSession, catalog: Catalog, party_id: uuid.UUID, lang: str
+) -> list[RepresentativeShown]:
+    """The party's representatives in force, with the journeys of each mandate by title."""
+    titles = {journey.id: journey.title.get(lang) for journey in catalog.all()}
+    return [
+        RepresentativeShown(
+            name=representative.name,
+            journeys=None
+            if mandate.all_journeys
+            else [titles.get(journey, journey) for journey in mandate.journeys],
+            valid_until=mandate.valid_until,
+        )
+        for mandate, representative in await representatives(session, party_id)
+    ]
+
+
 async def _case_page(
     request: Request,
     *,
@@ -434,7 +461,7 @@ async def _case_page(
             "view": case_status(catalog, case, lang=lang, timezone=settings.timezone),
             "party": party,
             "addresses": addresses,
-            "representatives": await representatives(session, party.id),
+            "representatives": await representatives_shown(session, catalog, party.id, lang),
             "agency": agency_name,
             "owner": owner.display_name if owner else None,
             "chat": conversation,

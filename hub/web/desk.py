@@ -39,6 +39,7 @@ from hub.desk import service
 from hub.errors import Conflict, InvalidInput
 from hub.messages.schemas import MAX_MESSAGE_CHARS, MAX_SUBJECT_CHARS, checked_text
 from hub.models import Agency, Case, Party, ProcessingActivity, StaffMember
+from hub.web.console import representatives_shown
 from hub.web.i18n import mark
 from hub.web.pages import StaffPage, page_language, page_router, posted_form, render
 from journeys.catalog import Catalog
@@ -189,7 +190,7 @@ async def search(
         {
             "party": party,
             "addresses": await service.verified_addresses(session, party.id),
-            "representatives": await service.representatives(session, party.id),
+            "representatives": await representatives_shown(session, catalog, party.id, lang),
             "cases": found,
         },
         viewer=viewer,

@@ -18,9 +18,9 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.worker import deliver_once
 from hub.demo import DEMO_PASSWORD, demo_totp_secret, load_demo
-from hub.models import AccessLogEntry, Case, DigitalAddress, Message
+from hub.models import AccessLogEntry, Case, DigitalAddress, Message, Party
 from journeys.catalog import load_catalog
-from tests.builders import make_staff
+from tests.builders import make_mandate, make_party, make_staff
 from tests.web.test_pages import csrf_of, log_in_citizen, log_in_staff
 from tests.web.world import MAIL_BODY, PortalWorld, make_portal_world
 
@@ -282,3 +282,20 @@ async def test_the_demo_gives_the_console_a_late_mail_and_two_messages_to_review
     assert "Vraag over mijn huurtoeslag" in queue
     review = (await client.get("/console/review")).text
     assert "Vraag over mijn aanvraag" in review and "When will I hear from you?" in review
+
+
+async def test_the_case_page_shows_who_may_act_for_the_citizen_and_for_what(
+    client: httpx.AsyncClient, database: Database
+) -> None:
+    world = await make_portal_world(database)
+    async with database.session() as session:
+        jan = await session.get(Party, world.citizen_id)
+        assert jan is not None
+        helper = await make_party(session, "Petra Hulp")
+        gone = await make_party(session, "Oud Hulp")
+        await make_mandate(session, representative=helper, party=jan, journeys=["huurtoeslag"])
+        await make_mandate(session, representative=gone, party=jan, revoked=True)
+    await log_in_staff(client, world)
+    page = (await client.get(f"/console/cases/{world.mail_case_id}")).text
+    assert re.search(r"Petra Hulp \(voor: Huurtoeslag[^)]*\)", page)
+    assert "Oud Hulp" not in page  # a revoked mandate lets nobody act

@@ -6,13 +6,14 @@ the citizen; and print the status summary."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import httpx
 from sqlmodel import col, select
 
 from hub.db import Database
 from hub.models import AccessLogEntry, Message, Party
-from tests.builders import make_agency, make_case
+from tests.builders import make_agency, make_case, make_mandate, make_party
 from tests.web.test_pages import csrf_of, log_in_staff
 from tests.web.world import PortalWorld, make_portal_world
 
@@ -36,6 +37,9 @@ async def test_the_desk_finds_a_citizen_by_bsn_and_logs_the_search_with_its_purp
         assert party is not None and party.bsn is not None
         licence = await make_case(session, party, agency_id="rdw")
         bsn = party.bsn
+        await make_mandate(
+            session, representative=await make_party(session, "Anna Hulp"), party=party
+        )
     await log_in_staff(client, world)
     page = await client.get("/console/desk")
     assert page.status_code == 200 and 'value="vragen-beantwoorden"' in page.text
@@ -53,6 +57,7 @@ async def test_the_desk_finds_a_citizen_by_bsn_and_logs_the_search_with_its_purp
     )
     assert found.status_code == 200
     assert "<h1>Jan Jansen</h1>" in found.text and "jan@example.nl" in found.text
+    assert re.search(r"Anna Hulp \(voor alle zaken\)", found.text)
     assert f'href="/console/desk/cases/{world.mail_case_id}"' in found.text
     # Another agency's case is listed, so the desk can refer the citizen, but does not open.
     assert licence.reference in found.text
