@@ -51,7 +51,13 @@ from hub.models import (
     Party,
     Timer,
 )
-from hub.notices.bulk_postgres import Choice, choices, route_batch_in_database, stage_record
+from hub.notices.bulk_postgres import (
+    Choice,
+    choices,
+    decide_in_database,
+    stage_record,
+    write_decided,
+)
 from hub.notices.schemas import NoticeIn
 from hub.notices.service import (
     ALERT_SUBJECT,
@@ -508,30 +514,60 @@ async def route_batch(
     """Decide and write the notices of ``rows`` in the caller's transaction: on PostgreSQL
     in the database (:mod:`hub.notices.bulk_postgres`) when every template the rows use is
     plain and ``in_database`` allows it, else row by row here."""
-    if in_database and (await session.connection()).dialect.name == "postgresql":
-        found = await _plain_choices(session, context, rows)
-        if found is not None:
-            tally = await route_batch_in_database(
-                session,
-                [stage_record(item.row, item.notice) for item in rows],
-                found,
-                agency_id=context.agency_id,
-                agency_name=context.agency_name,
-                journeys=context.journeys,
-                base_url=context.base_url,
-                job_id=context.job_id,
-                timezone=context.timezone,
-                now=now,
-            )
-            contents = {item.row: item.content for item in rows}
-            return BatchOutcome(
-                accepted=tally.accepted,
-                not_sent=tally.not_sent,
-                duplicates=tally.duplicates,
-                rejections=[(row, error, contents[row]) for row, error in tally.rejections],
-            )
-    gathered = await gather(session, context, rows, now=now)
-    return await write_plan(session, decide(context, gathered, now=now))
+    prepared = in_database and await prepare_batch(session, context, rows)
+    return await route_prepared(session, context, rows, now=now, prepared=prepared)
+
+
+async def prepare_batch(
+    session: AsyncSession, context: JobContext, rows: Sequence[BatchRow]
+) -> bool:
+    """On PostgreSQL, decide ``rows`` in the session's temporary tables (nothing else is
+    written, so a job may do this while the batch before is written); False when the rows
+    must be routed here instead (another database, or a template that needs Jinja2)."""
+    if (await session.connection()).dialect.name != "postgresql":
+        return False
+    found = await _plain_choices(session, context, rows)
+    if found is None:
+        return False
+    await decide_in_database(
+        session,
+        [stage_record(item.row, item.notice) for item in rows],
+        found,
+        agency_id=context.agency_id,
+        agency_name=context.agency_name,
+        journeys=context.journeys,
+        base_url=context.base_url,
+    )
+    return True
+
+
+async def route_prepared(
+    session: AsyncSession,
+    context: JobContext,
+    rows: Sequence[BatchRow],
+    *,
+    now: dt.datetime,
+    prepared: bool,
+) -> BatchOutcome:
+    """Write ``rows``: as ``prepare_batch`` decided them, or (not ``prepared``) deciding
+    them here."""
+    if not prepared:
+        gathered = await gather(session, context, rows, now=now)
+        return await write_plan(session, decide(context, gathered, now=now))
+    tally = await write_decided(
+        session,
+        agency_id=context.agency_id,
+        job_id=context.job_id,
+        timezone=context.timezone,
+        now=now,
+    )
+    contents = {item.row: item.content for item in rows}
+    return BatchOutcome(
+        accepted=tally.accepted,
+        not_sent=tally.not_sent,
+        duplicates=tally.duplicates,
+        rejections=[(row, error, contents[row]) for row, error in tally.rejections],
+    )
 
 
 async def _plain_choices(

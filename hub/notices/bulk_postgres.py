@@ -87,7 +87,11 @@ CREATE TEMPORARY TABLE IF NOT EXISTS notice_decided (
     dedupe_key varchar, personalisation text, consent boolean,
     target text, recipient text, email text, no_digital boolean,
     gather_reason text, fill_reason text,
-    shown_subject text, shown_body text, text_subject text, text_body text
+    shown_subject text, shown_body text, text_subject text, text_body text,
+    -- What goes out if the notice is made: its delivery (or portal alert) and the timer
+    -- that holds a text through quiet hours.
+    out_channel text, out_recipient text, out_subject text, out_body text, out_meta json,
+    hold_payload json
 ) ON COMMIT DELETE ROWS
 """
 
@@ -250,10 +254,34 @@ def _decide_statement(
     agency_name: str,
     journeys: Sequence[str],
     templates: Sequence[str],
+    base_url: str,
 ) -> _Sql:
     sql = _Sql()
     agency = sql.param(agency_id)
     name = sql.param(agency_name)
+    url = f"({sql.param(base_url.rstrip('/') + '/notices/')} || g.id::text)"
+    alert_subject = (
+        f"CASE g.lang WHEN 'en' THEN {sql.param(ALERT_SUBJECT['en'].format(agency=agency_name))}"
+        f" ELSE {sql.param(ALERT_SUBJECT['nl'].format(agency=agency_name))} END"
+    )
+    alert_body = (
+        f"CASE g.lang WHEN 'en' THEN {_alert_body(sql, 'en', agency_name, url)}"
+        f" ELSE {_alert_body(sql, 'nl', agency_name, url)} END"
+    )
+    given = f"'agency_id', {agency}, 'agency_name', {name}, 'party_name', g.party_name"
+    of_case = (
+        "'case_reference', g.case_reference, 'case_title', g.case_title, "
+        "'case_path', '/cases/' || g.case_id::text"
+    )
+
+    def meta(more: str) -> str:
+        """A delivery's context, as ``case_context`` and ``_plan_row`` make it, and ``more``."""
+        pairs = f"{given}, 'notice_id', g.id::text, {more}"
+        return (
+            f"CASE WHEN g.case_id IS NULL THEN json_build_object({pairs}) "
+            f"ELSE json_build_object({of_case}, {pairs}) END"
+        )
+
     known_journeys = sql.param(list(journeys), "text[]")
     known_templates = sql.param(list(templates), "text[]")
     shown = _fills(sql, found, "'portal'")
@@ -262,12 +290,33 @@ def _decide_statement(
     # Everything interpolated is an expression built here or a bound parameter's ``$n``.
     sql.text = f"""
     INSERT INTO notice_decided
-    SELECT f.row, gen_random_uuid(), f.party_id, f.party_name, f.lang, f.topic_id, f.template,
-           f.journey_id, f.case_id, f.case_reference, f.case_title, f.important,
+    SELECT g.row, g.id, g.party_id, g.party_name, g.lang, g.topic_id, g.template, g.journey_id,
+           g.case_id, g.case_reference, g.case_title, g.important, g.escalate_after_days,
+           g.dedupe_key, g.personalisation, g.consent, g.target, g.recipient, g.email,
+           g.no_digital, g.gather_reason, g.fill_reason, g.shown_subject, g.shown_body,
+           g.text_subject, g.text_body,
+           CASE WHEN g.target IS NOT NULL THEN g.target
+                WHEN g.email IS NOT NULL AND NOT g.no_digital THEN 'email' END,
+           coalesce(g.recipient, g.email),
+           CASE WHEN g.target IS NOT NULL THEN g.text_subject ELSE {alert_subject} END,
+           CASE WHEN g.target IS NOT NULL THEN g.text_body ELSE {alert_body} END,
+           CASE WHEN g.target IS NOT NULL THEN {meta("'tried', json_build_array(g.target)")}
+                ELSE {
+        meta(f"'notice_role', 'alert', 'notice_url', {url}, 'tried', json_build_array('email')")
+    } END,
+           CASE WHEN g.target = 'sms' THEN
+                json_build_object('notice_id', g.id::text, 'recipient', g.recipient,
+                                  'subject', g.text_subject, 'body', g.text_body,
+                                  'language', g.lang,
+                                  'context', {meta("'tried', json_build_array(g.target)")})
+           END
+      FROM (
+    SELECT f.row, gen_random_uuid() AS id, f.party_id, f.party_name, f.lang, f.topic_id,
+           f.template, f.journey_id, f.case_id, f.case_reference, f.case_title, f.important,
            f.escalate_after_days, f.dedupe_key, f.personalisation, f.consent,
            f.target,
            CASE f.target WHEN 'email' THEN f.email WHEN 'sms' THEN f.phone
-                         WHEN 'letter' THEN f.postal END,
+                         WHEN 'letter' THEN f.postal END AS recipient,
            f.email, f.no_digital, f.gather_reason,
            CASE WHEN f.gather_reason IS NOT NULL THEN NULL
                 WHEN f.shown_none IS NOT NULL THEN f.shown_none
@@ -282,7 +331,7 @@ def _decide_statement(
                      || f.text_missing || '.'
                 WHEN char_length(f.text_subject) > {MAX_SUBJECT_CHARS} THEN {too_long}
                 WHEN f.target = 'sms' AND f.text_body = '' THEN 'A text message needs text.'
-           END,
+           END AS fill_reason,
            f.shown_subject, f.shown_body, f.text_subject, f.text_body
       FROM (
         SELECT b.*,
@@ -369,6 +418,7 @@ def _decide_statement(
               ) r
           ) b
       ) f
+      ) g
     """  # noqa: S608
     return sql
 
@@ -376,7 +426,7 @@ def _decide_statement(
 def _alert_body(sql: _Sql, language: str, agency_name: str, url: str) -> str:
     """``ALERT_TEXT[language].format(agency=…, subject=…, url=…)`` as SQL: the notice's
     subject and link come from the row."""
-    values = {"agency": sql.param(agency_name), "subject": "r.shown_subject", "url": url}
+    values = {"agency": sql.param(agency_name), "subject": "g.shown_subject", "url": url}
     pieces = []
     for literal, name, _, _ in Formatter().parse(ALERT_TEXT[language]):
         if literal:
@@ -389,8 +439,6 @@ def _alert_body(sql: _Sql, language: str, agency_name: str, url: str) -> str:
 def _write_statement(
     *,
     agency_id: str,
-    agency_name: str,
-    base_url: str,
     job_id: uuid.UUID | None,
     now: dt.datetime,
     since: dt.datetime,
@@ -398,23 +446,15 @@ def _write_statement(
 ) -> _Sql:
     sql = _Sql()
     agency = sql.param(agency_id)
-    name = sql.param(agency_name)
     at = sql.param(now, "timestamptz")
     release = sql.param(release_at, "timestamptz")
     day_start = sql.param(since, "timestamptz")
-    url = f"({sql.param(base_url.rstrip('/') + '/notices/')} || r.id::text)"
-    alert_subject = (
-        f"CASE r.lang WHEN 'en' THEN {sql.param(ALERT_SUBJECT['en'].format(agency=agency_name))}"
-        f" ELSE {sql.param(ALERT_SUBJECT['nl'].format(agency=agency_name))} END"
-    )
-    alert_body = (
-        f"CASE r.lang WHEN 'en' THEN {_alert_body(sql, 'en', agency_name, url)}"
-        f" ELSE {_alert_body(sql, 'nl', agency_name, url)} END"
-    )
     # Everything interpolated is an expression built here or a bound parameter's ``$n``.
+    # The decisions that depend on what is already in ``notice`` are taken on narrow rows
+    # (row, party, key, …); the wide ones (texts) are read back by ``row`` only to be written.
     sql.text = f"""
     WITH fated AS (
-        SELECT d.*,
+        SELECT d.row, d.id, d.party_id, d.consent, d.target, d.gather_reason, d.fill_reason,
                CASE WHEN d.gather_reason IS NOT NULL THEN 'rejected'
                     WHEN EXISTS (SELECT 1 FROM notice e
                                   WHERE e.agency_id = {agency} AND e.dedupe_key = d.dedupe_key)
@@ -436,7 +476,7 @@ def _write_statement(
                    AND notice.created_at >= {day_start} AND notice.status <> 'not-sent'
                ) n ON f.fate = 'notice' AND f.consent
     ), ranked AS (
-        SELECT f.*,
+        SELECT f.row, f.fate, coalesce(f.gather_reason, f.fill_reason) AS refused,
                CASE WHEN f.fate <> 'notice' THEN NULL
                     WHEN NOT f.consent THEN 'no_consent'
                     WHEN f.sent_today + row_number() OVER (
@@ -445,77 +485,47 @@ def _write_statement(
                     WHEN f.target = 'sms' AND {release} IS NOT NULL THEN 'quiet_hours'
                END AS reason
           FROM counted f
-    ), made AS (
-        SELECT r.*,
-               CASE WHEN r.reason IN ('no_consent', 'daily_cap') THEN 'not-sent'
-                    WHEN r.reason = 'quiet_hours' THEN 'created'
-                    WHEN r.target IS NULL THEN 'delivered'
-                    ELSE 'sending'
-               END AS status,
-               CASE WHEN r.case_id IS NULL THEN
-                         json_build_object('agency_id', {agency}, 'agency_name', {name},
-                                           'party_name', r.party_name,
-                                           'notice_id', r.id::text)
-                    ELSE json_build_object('case_reference', r.case_reference,
-                                           'case_title', r.case_title,
-                                           'case_path', '/cases/' || r.case_id::text,
-                                           'agency_id', {agency}, 'agency_name', {name},
-                                           'party_name', r.party_name,
-                                           'notice_id', r.id::text)
-               END::jsonb AS meta
-          FROM ranked r WHERE r.fate = 'notice'
     ), written AS (
         INSERT INTO notice (id, agency_id, party_id, topic_id, template_code, personalisation,
                             journey_id, case_id, important, escalate_after_days, dedupe_key,
                             status, reason, channel, subject, body, job_id, job_row, read_at,
                             escalated_at, created_at, updated_at)
-        SELECT r.id, {agency}, r.party_id, r.topic_id, r.template, r.personalisation::json,
-               r.journey_id, r.case_id, r.important, r.escalate_after_days, r.dedupe_key,
-               r.status, r.reason,
-               CASE WHEN r.status = 'not-sent' THEN NULL ELSE coalesce(r.target, 'portal') END,
-               r.shown_subject, r.shown_body, {sql.param(job_id, "uuid")}, r.row, NULL, NULL,
+        SELECT d.id, {agency}, d.party_id, d.topic_id, d.template, d.personalisation::json,
+               d.journey_id, d.case_id, d.important, d.escalate_after_days, d.dedupe_key,
+               CASE WHEN r.reason IN ('no_consent', 'daily_cap') THEN 'not-sent'
+                    WHEN r.reason = 'quiet_hours' THEN 'created'
+                    WHEN d.target IS NULL THEN 'delivered'
+                    ELSE 'sending'
+               END,
+               r.reason,
+               CASE WHEN r.reason IN ('no_consent', 'daily_cap') THEN NULL
+                    ELSE coalesce(d.target, 'portal') END,
+               d.shown_subject, d.shown_body, {sql.param(job_id, "uuid")}, d.row, NULL, NULL,
                {at}, {at}
-          FROM made r
+          FROM ranked r JOIN notice_decided d USING (row)
+         WHERE r.fate = 'notice'
         ON CONFLICT (agency_id, dedupe_key) DO NOTHING
-        RETURNING id
+        RETURNING job_row AS row, reason
     ), sent AS (
         INSERT INTO outbox (id, case_id, party_id, message_id, notice_id, channel, recipient,
                             template, language, subject, body, html, meta, status, attempts,
                             next_attempt_at, claimed_until, provider, provider_id, last_error,
                             created_at, updated_at)
-        SELECT gen_random_uuid(), r.case_id, r.party_id, NULL, r.id,
-               CASE WHEN r.status = 'sending' THEN r.target ELSE 'email' END,
-               CASE WHEN r.status = 'sending' THEN r.recipient ELSE r.email END,
-               {sql.param(OUTBOX_TEMPLATE)}, r.lang,
-               CASE WHEN r.status = 'sending' THEN r.text_subject ELSE {alert_subject} END,
-               CASE WHEN r.status = 'sending' THEN r.text_body ELSE {alert_body} END,
-               NULL,
-               (CASE WHEN r.status = 'sending'
-                     THEN r.meta || jsonb_build_object('tried', jsonb_build_array(r.target))
-                     ELSE r.meta || jsonb_build_object('notice_role', 'alert',
-                                                       'notice_url', {url},
-                                                       'tried', jsonb_build_array('email'))
-                END)::json,
-               'pending', 0, {at}, NULL, NULL, NULL, NULL, {at}, {at}
-          FROM made r JOIN written USING (id)
-         WHERE r.status = 'sending'
-            OR (r.status = 'delivered' AND r.email IS NOT NULL AND NOT r.no_digital)
+        SELECT gen_random_uuid(), d.case_id, d.party_id, NULL, d.id, d.out_channel,
+               d.out_recipient, {sql.param(OUTBOX_TEMPLATE)}, d.lang, d.out_subject, d.out_body,
+               NULL, d.out_meta, 'pending', 0, {at}, NULL, NULL, NULL, NULL, {at}, {at}
+          FROM written w JOIN notice_decided d USING (row)
+         WHERE w.reason IS NULL AND d.out_channel IS NOT NULL
     ), held AS (
         INSERT INTO timer (id, case_id, kind, due_at, payload, fired_at, cancelled_at,
                            created_at)
-        SELECT gen_random_uuid(), r.case_id, {sql.param(QUIET_HOURS_TIMER)}, {release},
-               json_build_object('notice_id', r.id::text, 'recipient', r.recipient,
-                                 'subject', r.text_subject, 'body', r.text_body,
-                                 'language', r.lang,
-                                 'context', r.meta || jsonb_build_object(
-                                     'tried', jsonb_build_array(r.target))),
-               NULL, NULL, {at}
-          FROM made r JOIN written USING (id)
-         WHERE r.status = 'created'
+        SELECT gen_random_uuid(), d.case_id, {sql.param(QUIET_HOURS_TIMER)}, {release},
+               d.hold_payload, NULL, NULL, {at}
+          FROM written w JOIN notice_decided d USING (row)
+         WHERE w.reason = 'quiet_hours'
     )
-    SELECT r.row, r.fate, r.reason, coalesce(r.gather_reason, r.fill_reason) AS refused,
-           w.id IS NOT NULL AS in_database
-      FROM ranked r LEFT JOIN written w USING (id)
+    SELECT r.row, r.fate, r.reason, r.refused, w.row IS NOT NULL AS in_database
+      FROM ranked r LEFT JOIN written w USING (row)
     """  # noqa: S608
     return sql
 
@@ -529,7 +539,19 @@ class Tally:
     rejections: list[tuple[int, str]] = field(default_factory=list)
 
 
-async def route_batch_in_database(
+async def _driver(session: AsyncSession) -> Any:
+    """The asyncpg connection under the session's, inside the session's transaction."""
+    connection = await session.connection()
+    raw = (await connection.get_raw_connection()).driver_connection
+    assert raw is not None
+    if not raw.is_in_transaction():
+        # SQLAlchemy's adapter sends BEGIN before the first statement it runs itself; without
+        # it, each statement here would commit alone, and the temporary tables empty at once.
+        await connection.exec_driver_sql("SELECT 1")
+    return raw
+
+
+async def decide_in_database(
     session: AsyncSession,
     records: Sequence[tuple[Any, ...]],
     found: Mapping[tuple[str, str, str], Choice],
@@ -538,14 +560,12 @@ async def route_batch_in_database(
     agency_name: str,
     journeys: Sequence[str],
     base_url: str,
-    job_id: uuid.UUID | None,
-    timezone: str,
-    now: dt.datetime,
-) -> Tally:
-    """Route the staged ``records`` (see :func:`stage_record`) in the session's transaction,
-    filling texts in from ``found`` (see :func:`choices`)."""
-    raw = (await (await session.connection()).get_raw_connection()).driver_connection
-    assert raw is not None
+) -> None:
+    """Stage ``records`` (see :func:`stage_record`) and decide them into ``notice_decided``,
+    filling texts in from ``found`` (see :func:`choices`). Writes nothing but the session's
+    temporary tables, so it may run while the batch before is being written: what that
+    batch changes (duplicates, the daily cap) is read by :func:`write_decided`."""
+    raw = await _driver(session)
     await raw.execute(_STAGE)
     await raw.execute(_DECIDED)
     await raw.copy_records_to_table("notice_stage", records=records, columns=_STAGE_COLUMNS)
@@ -556,6 +576,7 @@ async def route_batch_in_database(
         agency_name=agency_name,
         journeys=journeys,
         templates=sorted({code for code, _, _ in found}),
+        base_url=base_url,
     )
     await raw.execute(decide.text, *decide.params)
     # What a text costs is counted in Python, for the few texts long enough to matter.
@@ -572,10 +593,20 @@ async def route_batch_in_database(
             refused.append((row, problem.detail))
     if refused:
         await raw.executemany("UPDATE notice_decided SET fill_reason = $2 WHERE row = $1", refused)
+
+
+async def write_decided(
+    session: AsyncSession,
+    *,
+    agency_id: str,
+    job_id: uuid.UUID | None,
+    timezone: str,
+    now: dt.datetime,
+) -> Tally:
+    """Write what :func:`decide_in_database` decided in this session's transaction."""
+    raw = await _driver(session)
     write = _write_statement(
         agency_id=agency_id,
-        agency_name=agency_name,
-        base_url=base_url,
         job_id=job_id,
         now=now,
         since=start_of_local_day(local_date(now, timezone), timezone),

@@ -53,7 +53,8 @@ from hub.notices.bulk import (
     Plan,
     decide,
     gather,
-    route_batch,
+    prepare_batch,
+    route_prepared,
     write_plan,
 )
 from hub.notices.schemas import NoticeIn
@@ -557,35 +558,88 @@ async def _run_in_database(
     claim_seconds: float,
     progress: Progress | None,
 ) -> NoticeJob:
-    """``run_job`` on PostgreSQL: each batch is decided and written by set-based SQL
-    (``route_batch``) while the next rows are read and parsed in a thread."""
-    started = utcnow()
-    written = job.offset
+    """``run_job`` on PostgreSQL. Each batch is decided by set-based SQL in a transaction
+    of its own while the batch before it is still being written (two connections, so the
+    database works on both at once), and written once that one has committed; meanwhile
+    the next rows are read and parsed in a thread."""
+    deadline = utcnow() + dt.timedelta(seconds=seconds) if seconds is not None else None
+    written = job.offset  # where the rows of the last batch handed on end
     ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
+    before: asyncio.Task[tuple[NoticeJob, bool]] | None = None
+    current: asyncio.Task[tuple[NoticeJob, bool]] | None = None
+
+    async def stopped(left: NoticeJob) -> NoticeJob:
+        """A batch was not written: the job was cancelled or taken over, or time is up."""
+        if deadline is not None and left.status == "running" and utcnow() >= deadline:
+            return await _release(database, job.id)
+        return left
+
     try:
         while True:
             batch = await ahead
             if not batch.rows:
-                return await _done(database, job.id, written, batch.offset, progress)
+                break
             ahead = asyncio.create_task(asyncio.to_thread(_read_batch, reader, batch_rows))
-            now = utcnow()
-            current, kept = await _write_batch(
-                database,
-                job.id,
-                batch,
-                written,
-                claim_seconds,
-                partial(route_batch, context=context, rows=batch.notices, now=now),
+            current = asyncio.create_task(
+                _batch_in_database(
+                    database, job.id, context, batch, written, claim_seconds, before, deadline
+                )
             )
-            if not kept:
-                return current  # cancelled, or taken over after our claim lapsed
             written = batch.offset
+            if before is not None:
+                # At most two batches in flight: this one deciding, the one before writing.
+                left, kept = await before
+                if not kept:
+                    return await stopped(left)
+                if progress:
+                    progress(left)
+            before, current = current, None
+        if before is not None:
+            left, kept = await before
+            if not kept:
+                return await stopped(left)
             if progress:
-                progress(current)
-            if seconds is not None and (utcnow() - started).total_seconds() >= seconds:
-                return await _release(database, job.id)
+                progress(left)
+        return await _done(database, job.id, written, batch.offset, progress)
     finally:
+        for task in (current, before):
+            if task is not None:
+                with contextlib.suppress(BaseException):
+                    await task  # it ends by itself once the batch before it has
         await _stop_reading(ahead)
+
+
+async def _batch_in_database(
+    database: Database,
+    job_id: uuid.UUID,
+    context: JobContext,
+    batch: _Batch,
+    expected_offset: int,
+    claim_seconds: float,
+    before: asyncio.Task[tuple[NoticeJob, bool]] | None,
+    deadline: dt.datetime | None,
+) -> tuple[NoticeJob, bool]:
+    """Decide ``batch``, wait for the batch ``before`` it to be written, then write this
+    one with the job's new position (see ``_write_batch``) — unless ``before`` was not
+    written, or ``deadline`` has passed (the first batch of a run is always written)."""
+    now = utcnow()
+    async with database.session() as session:
+        prepared = await prepare_batch(session, context, batch.notices)
+        if before is not None:
+            left, kept = await asyncio.shield(before)
+            if not kept or (deadline is not None and utcnow() >= deadline):
+                return left, False  # committing only empties the temporary tables
+        return await _write_in(
+            session,
+            database,
+            job_id,
+            batch,
+            expected_offset,
+            claim_seconds,
+            partial(
+                route_prepared, context=context, rows=batch.notices, now=now, prepared=prepared
+            ),
+        )
 
 
 async def _stop_reading(ahead: asyncio.Task[_Batch]) -> None:
@@ -614,26 +668,41 @@ async def _write_batch(
     """Write a batch (``write``) with the job's new position and counts, in one transaction;
     (the job, False) without writing when it was cancelled or another process took it."""
     async with database.session() as session:
-        current = (await session.exec(_locked(job_id, database))).one()
-        if current.status != "running" or current.offset != expected_offset:
-            return current, False
-        outcome = await write(session)
-        rejections = batch.rejections + outcome.rejections
-        if rejections:
-            await _reject(session, job_id, rejections)
-        now = utcnow()
-        current.offset = batch.offset
-        current.next_row = batch.next_row
-        current.accepted += outcome.accepted
-        current.not_sent += outcome.not_sent
-        current.duplicates += outcome.duplicates
-        current.rejected += len(rejections)
-        current.claimed_until = now + dt.timedelta(seconds=claim_seconds)
-        current.updated_at = now
-        session.add(current)
-        await session.flush()
-        await session.refresh(current)
-        return current, True
+        return await _write_in(
+            session, database, job_id, batch, expected_offset, claim_seconds, write
+        )
+
+
+async def _write_in(
+    session: AsyncSession,
+    database: Database,
+    job_id: uuid.UUID,
+    batch: _Batch,
+    expected_offset: int,
+    claim_seconds: float,
+    write: Callable[[AsyncSession], Awaitable[BatchOutcome]],
+) -> tuple[NoticeJob, bool]:
+    """``_write_batch`` in the caller's ``session``."""
+    current = (await session.exec(_locked(job_id, database))).one()
+    if current.status != "running" or current.offset != expected_offset:
+        return current, False
+    outcome = await write(session)
+    rejections = batch.rejections + outcome.rejections
+    if rejections:
+        await _reject(session, job_id, rejections)
+    now = utcnow()
+    current.offset = batch.offset
+    current.next_row = batch.next_row
+    current.accepted += outcome.accepted
+    current.not_sent += outcome.not_sent
+    current.duplicates += outcome.duplicates
+    current.rejected += len(rejections)
+    current.claimed_until = now + dt.timedelta(seconds=claim_seconds)
+    current.updated_at = now
+    session.add(current)
+    await session.flush()
+    await session.refresh(current)
+    return current, True
 
 
 async def _done(

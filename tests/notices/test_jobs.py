@@ -311,8 +311,8 @@ async def test_a_job_that_crashed_mid_batch_resumes_without_sending_twice(
 
         return writes
 
-    # A batch is written by ``route_batch`` on PostgreSQL, by ``write_plan`` on SQLite.
-    for name in ("route_batch", "write_plan"):
+    # A batch is written by ``route_prepared`` on PostgreSQL, by ``write_plan`` on SQLite.
+    for name in ("route_prepared", "write_plan"):
         monkeypatch.setattr(jobs_module, name, dies_in_second_batch(getattr(jobs_module, name)))
     with pytest.raises(Crash):
         await run_to_end(database, settings, batch_rows=4, claim_seconds=0.0)
