@@ -85,6 +85,12 @@ class Settings(BaseSettings):
         description="The service norm for answering a citizen: the staff queue flags a message "
         "on any channel that has waited longer than this many hours without an answer.",
     )
+    chat_norm_minutes: int = Field(
+        10,
+        ge=1,
+        description="The service norm for a waiting chat: the staff queue flags a chat that has "
+        "waited longer than this many minutes to be picked up.",
+    )
     run_worker: bool = Field(
         True,
         description="Run the delivery worker and timers inside `hub serve` (the embedded "

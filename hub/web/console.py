@@ -207,8 +207,14 @@ async def queue_page(
         {
             "agency": agency.name if agency else viewer.agency_id,
             "chats": [
-                {"entry": entry, "waiting_minutes": entry.waiting_seconds // 60} for entry in chats
+                {
+                    "entry": entry,
+                    "waiting_minutes": entry.waiting_seconds // 60,
+                    "over_norm": entry.waiting_seconds > settings.chat_norm_minutes * 60,
+                }
+                for entry in chats
             ],
+            "chat_norm_minutes": settings.chat_norm_minutes,
             "messages": messages,
             "norm_hours": settings.response_norm_hours,
             "over_norm": sum(item.over_norm for item in messages),

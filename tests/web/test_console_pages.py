@@ -18,7 +18,7 @@ from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.worker import deliver_once
 from hub.demo import DEMO_PASSWORD, demo_totp_secret, load_demo
-from hub.models import AccessLogEntry, Case, DigitalAddress, Message, Party
+from hub.models import AccessLogEntry, Case, Conversation, DigitalAddress, Message, Party
 from journeys.catalog import load_catalog
 from tests.builders import make_mandate, make_party, make_staff
 from tests.web.test_pages import csrf_of, log_in_citizen, log_in_staff
@@ -44,12 +44,21 @@ async def test_the_queue_flags_a_message_waiting_longer_than_the_service_norm(
     assert "Op tijd" in fresh and "Over de norm" not in fresh
     assert "De norm: een antwoord binnen 24 uur." in fresh
 
+    assert "De norm: een chat wordt binnen 10 minuten opgepakt." in fresh
+
     await backdate_mail(database, world, hours=30)
+    async with database.session() as session:
+        waiting = await session.get(Conversation, world.chat_id)
+        assert waiting is not None
+        waiting.waiting_since = utcnow() - dt.timedelta(minutes=15)
+        session.add(waiting)
     late = (await client.get("/console")).text
     assert "1 bericht wacht al langer dan de norm." in late
-    row = late[late.index('class="over-norm"') :]
-    assert "Over de norm" in row[: row.index("</tr>")]
-    assert "Vraag over huur" in row[: row.index("</tr>")]
+    assert "1 chat wacht al langer dan de norm." in late
+    rows = [row[: row.index("</tr>")] for row in late.split('class="over-norm"')[1:]]
+    assert len(rows) == 2 and all("Over de norm" in row for row in rows)
+    assert "15 minuten" in rows[0] and "Jan Jansen" in rows[0]
+    assert "Vraag over huur" in rows[1]
 
 
 async def test_staff_reply_on_the_citizens_last_channel_and_the_mail_goes_out(
