@@ -465,6 +465,7 @@ async def _case_page(
             "case": case,
             "title": definition.title.get(lang),
             "view": case_status(catalog, case, lang=lang, timezone=settings.timezone),
+            "started_on": cases.state_of(case).started_on,
             "party": party,
             "addresses": addresses,
             "representatives": await representatives_shown(session, catalog, party.id, lang),

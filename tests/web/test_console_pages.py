@@ -68,6 +68,9 @@ async def test_staff_reply_on_the_citizens_last_channel_and_the_mail_goes_out(
     await log_in_staff(client, world)
     page = await client.get(f"/console/cases/{world.mail_case_id}")
     assert "Het kanaal dat de burger het laatst gebruikte (E-mail)" in page.text
+    tracker = page.text[page.text.index('<ol class="tracker">') :]
+    tracker = tracker[: tracker.index("</ol>")]
+    assert "Begonnen op" in tracker and 'aria-current="step"' in tracker
 
     sent = await client.post(
         f"/console/cases/{world.mail_case_id}/reply",
