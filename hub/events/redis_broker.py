@@ -120,7 +120,7 @@ class RedisBroker(LocalFollowers):
                 await asyncio.sleep(RECONNECT_SECONDS)
             finally:
                 with contextlib.suppress(RedisError, OSError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]
 
     def _dispatch(self, raw: bytes | str) -> None:
         try:
