@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, Index, text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from hub.models._columns import json_column, new_id, timestamp
@@ -68,6 +68,21 @@ class Notice(SQLModel, table=True):
         UniqueConstraint("agency_id", "dedupe_key"),
         # A party's notices from an agency on a day: the daily cap, asked per party.
         Index("ix_notice_party_day", "party_id", "agency_id", "created_at"),
+        # Only the few notices the worker looks for are indexed (a bulk job writes a million
+        # rows; every index costs each of them): texts held through quiet hours…
+        Index(
+            "ix_notice_held",
+            "created_at",
+            postgresql_where=text("status = 'created'"),
+            sqlite_where=text("status = 'created'"),
+        ),
+        # …and important notices that may have to be sent again by text or letter.
+        Index(
+            "ix_notice_unread_important",
+            "created_at",
+            postgresql_where=text("important AND read_at IS NULL AND escalated_at IS NULL"),
+            sqlite_where=text("important AND read_at IS NULL AND escalated_at IS NULL"),
+        ),
     )
 
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
@@ -76,7 +91,7 @@ class Notice(SQLModel, table=True):
     # names), and the agency is looked up through the (agency_id, dedupe_key) index.
     agency_id: str = Field(max_length=64)
     party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id")
-    topic_id: int = Field(index=True)
+    topic_id: int
     template_code: str = Field(max_length=100)
     personalisation: dict[str, Any] = json_column()
     journey_id: str | None = Field(default=None, max_length=100)
@@ -87,7 +102,7 @@ class Notice(SQLModel, table=True):
     dedupe_key: str = Field(max_length=200)
     # created | sending | delivered | permanent-failure | temporary-failure |
     # technical-failure | not-sent
-    status: str = Field(default="created", index=True, max_length=30)
+    status: str = Field(default="created", max_length=30)
     # Why it was not sent: no_consent, no_address, daily_cap, unknown_party…
     reason: str | None = Field(default=None, max_length=50)
     channel: str | None = Field(default=None, max_length=20)
@@ -97,7 +112,7 @@ class Notice(SQLModel, table=True):
     job_row: int | None = None
     read_at: dt.datetime | None = timestamp(nullable=True)
     escalated_at: dt.datetime | None = timestamp(nullable=True)
-    created_at: dt.datetime = timestamp(index=True)
+    created_at: dt.datetime = timestamp()
     updated_at: dt.datetime = timestamp()
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import uuid
+from typing import cast
 
 from sqlalchemy import ColumnElement, update
 from sqlmodel import and_, col, or_, select
@@ -102,7 +103,9 @@ async def escalate_unread_notices(
 
 def _unread_important() -> list[ColumnElement[bool]]:
     return [
-        col(Notice.important).is_(True),
+        # The bare column, as the partial index ix_notice_unread_important says it: the
+        # planner does not see "important IS true" as the same condition.
+        cast("ColumnElement[bool]", col(Notice.important)),
         col(Notice.read_at).is_(None),
         col(Notice.escalated_at).is_(None),
         col(Notice.status) == "delivered",
