@@ -254,6 +254,7 @@ def install_pages(app: FastAPI, settings: Settings) -> None:
     from hub.web.chat import router as chat_router
     from hub.web.console import router as console_router
     from hub.web.desk import router as desk_router
+    from hub.web.insights import router as insights_router
     from hub.web.notices import router as notices_router
     from hub.web.portal import router as portal_router
     from hub.web.preferences import router as preferences_router
@@ -271,3 +272,4 @@ def install_pages(app: FastAPI, settings: Settings) -> None:
     app.include_router(representation_router)
     app.include_router(desk_router)
     app.include_router(review_router)
+    app.include_router(insights_router)
