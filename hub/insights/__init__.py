@@ -1,0 +1,1 @@
+"""Insights: how the interactions of an agency go, per journey and channel, over a period."""
