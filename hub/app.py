@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.desk.routes import router as desk_router
     from hub.documents.routes import router as documents_router
     from hub.health.routes import router as health_router
+    from hub.insights.routes import router as insights_router
     from hub.live.routes import router as live_router
     from hub.messages.routes import router as messages_router
     from hub.notices.job_routes import router as notice_jobs_router
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(notice_jobs_router)
     app.include_router(backoffice_router)
     app.include_router(webhooks_router)
+    app.include_router(insights_router)
     if settings.environment in ("development", "test"):
         from hub.web.dev_outbox import router as dev_outbox_router
 
