@@ -17,6 +17,7 @@ from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
+from sqlalchemy.util.concurrency import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -105,6 +106,24 @@ class Database:
         # The same pool without transactions, for reads that need none (the live socket's
         # checks): no BEGIN and COMMIT round trips, and on SQLite no write lock.
         self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    @asynccontextmanager
+    async def driver_connection(self) -> AsyncIterator[Any]:
+        """A pooled connection's driver connection (asyncpg's, on PostgreSQL), for statements
+        that need neither a transaction nor SQLAlchemy: no BEGIN and COMMIT, and none of the
+        ORM's or Core's Python around each statement.
+
+        Only statements that leave nothing behind on the connection belong here (no
+        ``BEGIN``, no ``SET``): it goes back to the pool as it is. One that failed is closed
+        instead, since it may be broken or midway through a statement.
+        """
+        pooled = await self.engine.raw_connection()
+        try:
+            yield pooled.driver_connection
+        except BaseException:
+            await greenlet_spawn(pooled.invalidate)
+            raise
+        await greenlet_spawn(pooled.close)
 
     @property
     def dialect(self) -> str:

@@ -16,6 +16,8 @@ from hub.db import utcnow
 from hub.models import LoginSession
 
 SubjectKind = Literal["citizen", "staff"]
+# Longer than any token handed out (64 hex characters); anything longer is not looked up.
+MAX_TOKEN_LENGTH = 200
 
 
 def hash_token(token: str) -> str:
@@ -53,7 +55,7 @@ async def create_session(
 
 async def resolve_session(session: AsyncSession, token: str) -> LoginSession | None:
     """The live session for ``token``; None when unknown, expired or revoked."""
-    if not token or len(token) > 200:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     token_hash = hash_token(token)
     login = (

@@ -3,23 +3,34 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.service import Viewer, case_for_viewer, record_access, represented_parties
 from hub.auth.dependencies import CurrentCitizen, CurrentStaffOrAgency, CurrentViewer
-from hub.cases import service
-from hub.cases.schemas import ActionIn, CaseOpen, CaseOut, ContactOut, EventOut, EventsOut
+from hub.cases import service, status_read
+from hub.cases.schemas import (
+    ActionIn,
+    CaseOpen,
+    CaseOut,
+    CaseRecord,
+    ContactOut,
+    EventOut,
+    EventsOut,
+)
 from hub.clock import local_today
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import append_event, events_after
 from hub.models import Case, Party
 from hub.parties.service import find_or_create_party
-from journeys.engine import parse_action
+from journeys.catalog import Catalog
+from journeys.engine import CaseState, parse_action, status_view
 
 router = APIRouter(prefix="/api", tags=["cases"])
 
@@ -38,21 +49,36 @@ async def _case_out(
     """The case as answered: in ``lang`` when given, else in the language ``reader`` (a
     party) prefers, else in Dutch."""
     details = await service.case_details(session, [case], party_id=None if lang else reader)
-    return _answer(case, details[case.id], catalog, lang or details[case.id].language, timezone)
+    return _answer(
+        case,
+        service.state_of(case),
+        details[case.id],
+        catalog,
+        lang or details[case.id].language,
+        timezone,
+    )
 
 
 async def _cases_out(
     session: AsyncSession, cases: list[Case], *, catalog: Any, lang: str, timezone: str
 ) -> list[CaseOut]:
     details = await service.case_details(session, cases)
-    return [_answer(case, details[case.id], catalog, lang, timezone) for case in cases]
+    return [
+        _answer(case, service.state_of(case), details[case.id], catalog, lang, timezone)
+        for case in cases
+    ]
 
 
 def _answer(
-    case: Case, details: service.CaseDetails, catalog: Any, lang: str | None, timezone: str
+    case: CaseRecord,
+    state: CaseState,
+    details: service.CaseDetails,
+    catalog: Catalog,
+    lang: str | None,
+    timezone: str,
 ) -> CaseOut:
     language = lang or "nl"
-    definition = service.definition_of(catalog, case)
+    definition = catalog.get(case.journey_id, case.journey_version)
     return CaseOut.of(
         case,
         contact=ContactOut(
@@ -61,7 +87,7 @@ def _answer(
             agency_name=details.agency_name or case.agency_id,
         ),
         participants=details.participants,
-        view=service.case_status(catalog, case, lang=language, timezone=timezone),
+        view=status_view(definition, state, local_today(timezone), language),
         title=definition.title.get(language),
     )
 
@@ -142,7 +168,45 @@ async def list_cases(
     )
 
 
-@router.get("/cases/{case_id}")
+class OwnCaseFirst(APIRoute):
+    """``GET /api/cases/{id}`` answered on the hot path when it applies, else as declared.
+
+    A citizen reading their own case with a session token, on PostgreSQL, in the usual
+    spelling (the case id as ``str(uuid)`` writes it, no query or ``lang=nl``/``lang=en``):
+    :func:`hub.cases.status_read.own_case` reads all of it in one statement, and the answer
+    is built as :func:`read_case` builds it. Anything else, and any case the statement does
+    not find, goes through :func:`read_case` with its dependencies, which decides (401, 404,
+    422) and writes the access log. The hot path runs none of the route's dependencies, so
+    one added to the route or its router must be added here too if it concerns this read.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        declared = super().get_route_handler()
+
+        async def handler(request: Request) -> Response:
+            query = request.scope["query_string"]
+            own = await status_read.own_case(request) if query in _PLAIN_QUERIES else None
+            if own is None:
+                return await declared(request)
+            lang = _PLAIN_QUERIES[query]
+            state = request.app.state
+            answer = _answer(
+                own,
+                own.state,
+                own.details,
+                state.catalog,
+                lang or own.details.language,
+                state.settings.timezone,
+            )
+            return Response(answer.model_dump_json(), media_type="application/json")
+
+        return handler
+
+
+# The query strings the hot path reads, and the ``lang`` each asks for.
+_PLAIN_QUERIES: dict[bytes, str | None] = {b"": None, b"lang=nl": "nl", b"lang=en": "en"}
+
+
 async def read_case(
     case_id: uuid.UUID,
     viewer: CurrentViewer,
@@ -162,6 +226,11 @@ async def read_case(
         timezone=settings.timezone,
         reader=viewer.party_id,
     )
+
+
+router.add_api_route(
+    "/cases/{case_id}", read_case, methods=["GET"], route_class_override=OwnCaseFirst
+)
 
 
 @router.post("/cases/{case_id}/actions")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from hub.models import Case, CaseEvent
+from hub.models import CaseEvent
 from journeys.engine import StatusView
 
 
@@ -62,6 +62,44 @@ class ContactOut(BaseModel):
     agency_name: str
 
 
+class CaseRecord(Protocol):
+    """The fields of a case an answer shows: a :class:`~hub.models.Case`, or a row read for
+    the answer alone (:class:`hub.cases.status_read.OwnCase`)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def reference(self) -> str: ...
+    @property
+    def journey_id(self) -> str: ...
+    @property
+    def journey_version(self) -> int: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def agency_id(self) -> str: ...
+    @property
+    def party_id(self) -> uuid.UUID: ...
+    @property
+    def stage(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def result(self) -> str | None: ...
+    @property
+    def expected_completion(self) -> dt.date | None: ...
+    @property
+    def opened_channel(self) -> str: ...
+    @property
+    def created_at(self) -> dt.datetime: ...
+    @property
+    def updated_at(self) -> dt.datetime: ...
+    @property
+    def closed_at(self) -> dt.datetime | None: ...
+    @property
+    def last_seq(self) -> int: ...
+
+
 class CaseOut(BaseModel):
     id: uuid.UUID
     reference: str
@@ -88,7 +126,7 @@ class CaseOut(BaseModel):
     @classmethod
     def of(
         cls,
-        case: Case,
+        case: CaseRecord,
         *,
         contact: ContactOut,
         participants: list[str],
