@@ -43,6 +43,10 @@ MAX_PERIOD_DAYS = 366
 DEFAULT_PERIOD_DAYS = 28
 SENT = ("sending", "delivered", "permanent-failure", "temporary-failure", "technical-failure")
 CONTACT_DIRECTIONS = ("inbound", "outbound")
+# Written into the SQL as they are, not as parameters, so that PostgreSQL's plan for a
+# prepared statement can use the partial indexes on open cases and inbound messages.
+CLOSED: ColumnElement[str] = sa.literal_column("'closed'")
+INBOUND: ColumnElement[str] = sa.literal_column("'inbound'")
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,7 @@ async def agency_insights(
             within[journey] += count
 
     entered = c.state["stage_entered_on"].as_string()
-    open_filter = [c.agency_id == agency_id, c.status != "closed"]
+    open_filter = [c.agency_id == agency_id, c.status != CLOSED]
     if journey_id is not None:
         open_filter.append(c.journey_id == journey_id)
     stages_now = await _rows(
@@ -171,7 +175,7 @@ async def agency_insights(
             c.journey_id,
             c.status,
             sa.func.count(m.id).label("contacts"),
-            sa.func.coalesce(sa.func.sum(sa.case((m.direction == "inbound", 1), else_=0)), 0).label(
+            sa.func.coalesce(sa.func.sum(sa.case((m.direction == INBOUND, 1), else_=0)), 0).label(
                 "inbound"
             ),
         )
@@ -210,7 +214,7 @@ async def agency_insights(
             .label("before"),
         )
         .select_from(MESSAGES.join(CASES, c.id == m.case_id))
-        .where(*cohort, m.direction == "inbound")
+        .where(*cohort, m.direction == INBOUND)
         .subquery()
     )
     switch_rows = await _rows(
@@ -303,7 +307,7 @@ async def _first_response(
             .label("n"),
         )
         .select_from(MESSAGES.join(CASES, c.id == m.case_id))
-        .where(*cohort, m.direction == "inbound")
+        .where(*cohort, m.direction == INBOUND)
         .subquery()
     )
     reply = MESSAGES.alias("reply")
@@ -367,7 +371,7 @@ async def _channel_mix(
     where = [
         m.created_at >= start,
         m.created_at < end,
-        m.direction == "inbound",
+        m.direction == INBOUND,
         c.agency_id == agency_id,
     ]
     if journey_id is not None:

@@ -6,12 +6,26 @@ import datetime as dt
 import uuid
 from typing import Any
 
+from sqlalchemy import Index, text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from hub.models._columns import json_column, new_id, timestamp
 
 
 class Case(SQLModel, table=True):
+    __table_args__ = (
+        # Insights: an agency's cases opened in a period, and its open cases by stage.
+        Index("ix_case_agency_created", "agency_id", "created_at"),
+        Index(
+            "ix_case_open_stage",
+            "agency_id",
+            "journey_id",
+            "stage",
+            postgresql_where=text("status <> 'closed'"),
+            sqlite_where=text("status <> 'closed'"),
+        ),
+    )
+
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     reference: str = Field(unique=True, max_length=32)  # HT-2026-000123
     journey_id: str = Field(index=True, max_length=100)
@@ -62,6 +76,16 @@ class CaseEvent(SQLModel, table=True):
 
 
 class Message(SQLModel, table=True):
+    __table_args__ = (
+        # Insights: the citizens' messages in a period, per week and channel.
+        Index(
+            "ix_message_inbound_created",
+            "created_at",
+            postgresql_where=text("direction = 'inbound'"),
+            sqlite_where=text("direction = 'inbound'"),
+        ),
+    )
+
     id: uuid.UUID = Field(default_factory=new_id, primary_key=True)
     case_id: uuid.UUID | None = Field(default=None, foreign_key="case.id", index=True)
     party_id: uuid.UUID | None = Field(default=None, foreign_key="party.id", index=True)
