@@ -23,6 +23,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute, APIWebSocketRoute
 from pydantic import SecretStr
+from sqlmodel import select
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
@@ -31,10 +32,21 @@ from hub.auth.dependencies import SESSION_COOKIE
 from hub.auth.sessions import create_session
 from hub.config import Settings
 from hub.db import Database
+from hub.models import AccessLogEntry
 from hub.web.acting import ACTING_COOKIE
 from hub.web.security import CSRF_COOKIE, CSRF_FIELD, csrf_token
 from tests.hardening.table import TABLE, Entry
-from tests.hardening.world import INTRUDERS, MESSAGE_TEXT, PNG, Caller, Intruder, World
+from tests.hardening.world import (
+    AGENCY_A,
+    AGENCY_B,
+    INTRUDER_NAMES,
+    INTRUDERS,
+    MESSAGE_TEXT,
+    PNG,
+    Caller,
+    Intruder,
+    World,
+)
 from tests.live.harness import LiveClient, LiveServer, open_socket, start_server, ticket_for
 
 REFUSED = frozenset({401, 403, 404})
@@ -42,6 +54,8 @@ LOGIN_PAGES = ("/login", "/console/login")
 CSRF_SECRET = "c5rf" * 8
 STATIC_FILE = "/static/hub.css"
 # Path parameters that name the owner's own things: their answers show some of them.
+# What agency B may read of the owner by design: their answers to B's own topics.
+CONSENT_READ = ("read", "consents")
 OWNERS_THINGS = ("case_id", "conversation_id", "document_id", "notice_id")
 
 
@@ -222,6 +236,33 @@ async def test_an_intruder_gets_nothing_of_the_owners(
     may_see = entry.sees if intruder in entry.allowed else frozenset()
     leaked = leaks(world, response, sent, may_see=may_see)
     assert not leaked, f"{entry.id} as {intruder} answered with {leaked}: {response.text[:500]}"
+
+
+async def test_no_intruder_is_in_the_owners_access_log(
+    world: World, world_database: Database, world_client: httpx.AsyncClient
+) -> None:
+    """Run after the matrix: whatever the intruders tried, none of it read or changed the
+    owner's data, so the owner's access log names none of them — but for agency B reading
+    the owner's answers to B's own consent topics, which the design allows and logs. Staff
+    of A reading the case now is logged: the proof that the log is written."""
+    read = await world_client.get(
+        f"/api/cases/{world.case_id}", headers=world.callers["staff_a"].headers
+    )
+    assert read.status_code == 200
+    async with world_database.session() as session:
+        entries = (
+            await session.exec(
+                select(AccessLogEntry).where(AccessLogEntry.party_id == world.owner_id)
+            )
+        ).all()
+    assert AGENCY_A in {entry.agency_id for entry in entries}
+    intruders = [
+        (entry.actor_kind, entry.actor_name, entry.action, entry.data)
+        for entry in entries
+        if (entry.agency_id == AGENCY_B or entry.actor_name in INTRUDER_NAMES)
+        and not (entry.agency_id == AGENCY_B and (entry.action, entry.data) == CONSENT_READ)
+    ]
+    assert intruders == []
 
 
 def rightful_cases() -> Iterator[Any]:

@@ -37,6 +37,8 @@ from tests.live.harness import quick_staff
 AGENCY_A = "toeslagen"
 AGENCY_B = "rdw"
 OWNER_NAME = "Jan Geheimnaam"
+# The intruders who are people: none of them may turn up in the owner's access log.
+INTRUDER_NAMES = ("Petra Anders", "Bram van Buiten", "Rita Verlopen", "Rob Ingetrokken")
 OWNER_EMAIL = "jan.geheimnaam@example.nl"
 OWNER_PHONE = "+31612345678"
 MESSAGE_TEXT = "Mijn huurcontract loopt af op de Geheimgracht 7"
@@ -164,11 +166,11 @@ async def make_world(database: Database, client: httpx.AsyncClient) -> World:
         for code in (AGENCY_A, AGENCY_B):
             await make_agency(session, code, activities=("vragen-beantwoorden", "proactive_info"))
         staff_a = await quick_staff(session, AGENCY_A, "Sanne de Wit")
-        staff_b = await quick_staff(session, AGENCY_B, "Bram van Buiten")
+        staff_b = await quick_staff(session, AGENCY_B, INTRUDER_NAMES[1])
         owner = await make_party(session, OWNER_NAME, email=OWNER_EMAIL, phone=OWNER_PHONE)
-        other = await make_party(session, "Petra Anders", email="petra@example.nl")
-        rep_expired = await make_party(session, "Rita Verlopen", email="rita@example.nl")
-        rep_revoked = await make_party(session, "Rob Ingetrokken", email="rob@example.nl")
+        other = await make_party(session, INTRUDER_NAMES[0], email="petra@example.nl")
+        rep_expired = await make_party(session, INTRUDER_NAMES[2], email="rita@example.nl")
+        rep_revoked = await make_party(session, INTRUDER_NAMES[3], email="rob@example.nl")
         trusted = await make_party(session, "Tom Vertrouwd", email="tom@example.nl")
         # Each intruder has a case of their own, so that no list is empty by accident.
         await make_case(session, other)
