@@ -25,7 +25,7 @@ from hub.agencies.service import (
 )
 from hub.auth.api_keys import issue_key
 from hub.cases.service import act_on_case, open_case
-from hub.clock import local_today
+from hub.clock import local_today, start_of_local_day
 from hub.db import Database, utcnow
 from hub.events.service import Actor
 from hub.messages.service import post_message
@@ -323,6 +323,7 @@ async def load_demo(
                 next(numbers)
         summary.cases = next(numbers)
         await _demo_notices(session, consenting=[jan, maria], refusing=[kees])
+        await _demo_contacts(session, timezone)
         await _demo_console(session, jan=jan, maria=maria)
         summary.staff.sort()
         return summary
@@ -387,6 +388,58 @@ async def _demo_notices(
             recorded_by_id=str(party.id),
             source="portal",
         )
+
+
+# What citizen and staff wrote on the demo cases, in turns (the insights page counts these
+# contacts, channel switches and first answers): (channel, from the citizen?) in order.
+DEMO_CONTACTS: list[list[tuple[str, bool]]] = [
+    [("webchat", True), ("webchat", False)],
+    [("email", True), ("email", False), ("sms", True), ("sms", False)],
+    [("counter", True), ("counter", False)],
+    [("sms", True), ("email", False), ("email", True), ("webchat", True), ("webchat", False)],
+    [],
+]
+IDENTIFIED_BY = {
+    "webchat": "session",
+    "email": "reply_token",
+    "sms": "verified_phone",
+    "counter": "id_document",
+}
+
+
+async def _demo_contacts(session: AsyncSession, timezone: str) -> None:
+    """Messages on the demo cases from the day after each started, every one answered by
+    staff in the end (so that the console's queue stays as ``_demo_console`` leaves it).
+    Open rent allowance cases are left alone: Jan's mail on his waits for an answer."""
+    cases = (await session.exec(select(Case).order_by(Case.reference))).all()
+    staff = {s.agency_id: s for s in (await session.exec(select(StaffMember))).all()}
+    now = utcnow()
+    for index, case in enumerate(cases):
+        turns = DEMO_CONTACTS[index % len(DEMO_CONTACTS)]
+        if (
+            case.journey_id == "huurtoeslag" and case.status == "open"
+        ) or case.agency_id not in staff:
+            continue
+        party = await session.get(Party, case.party_id)
+        member = staff[case.agency_id]
+        started = dt.date.fromisoformat(case.state["started_on"])
+        first = start_of_local_day(started + dt.timedelta(days=1), timezone)
+        for number, (channel, from_citizen) in enumerate(turns):
+            moment = first + dt.timedelta(hours=9, minutes=(25 + 50 * (index % 7)) * number)
+            moment = min(moment, now - dt.timedelta(minutes=len(turns) - number))
+            message = await post_message(
+                session,
+                case=case,
+                channel=channel,
+                direction="inbound" if from_citizen else "outbound",
+                author=Actor(kind="citizen", id=str(case.party_id), name=party.name)
+                if from_citizen and party
+                else Actor(kind="staff", id=str(member.id), name=member.display_name),
+                body="Hoe staat het met mijn zaak?" if from_citizen else "We kijken ernaar.",
+                identified_by=IDENTIFIED_BY[channel] if from_citizen else None,
+            )
+            message.created_at = moment
+            session.add(message)
 
 
 async def _demo_console(session: AsyncSession, *, jan: Party, maria: Party) -> None:

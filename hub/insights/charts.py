@@ -26,7 +26,9 @@ MIN_RADIUS = 5.0
 MAX_RADIUS = 38.0
 
 BAR_WIDTH = 720
-BAR_LABEL = 260
+BAR_LABEL = 340
+LABEL_LINE = 24
+WEEK_LABEL = 140
 BAR_HEIGHT = 22
 BAR_GAP = 8
 
@@ -40,6 +42,22 @@ class Bubble:
     y: float
     r: float
     label_y: float
+    # The title in lines short enough to stay clear of a neighbour's (at most two).
+    lines: list[str]
+
+
+def label_lines(title: str, width: int = LABEL_LINE) -> list[str]:
+    """``title`` broken between words into lines of at most ``width`` characters; a third
+    line's words are cut off with an ellipsis."""
+    lines: list[str] = []
+    for word in title.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    if len(lines) > 2:
+        lines = [lines[0], (lines[1][: width - 1] + "…")]
+    return lines
 
 
 @dataclass(frozen=True)
@@ -88,6 +106,7 @@ def quadrant_chart(figures: Sequence[JourneyFigures], titles: dict[str, str]) ->
                         y=round(y, 1),
                         r=round(r, 1),
                         label_y=round(y + r + 14, 1),
+                        lines=label_lines(titles.get(member.journey, member.journey)),
                     )
                 )
     return QuadrantChart(
@@ -121,25 +140,42 @@ class Bar:
 
 
 @dataclass(frozen=True)
+class LegendEntry:
+    series: str
+    pattern: str
+    x: int
+    y: int
+
+
+LEGEND_COLUMNS = 4
+LEGEND_ROW = 28
+
+
+@dataclass(frozen=True)
 class BarChart:
     width: int
     height: int
     label_width: int
     bar_height: int
     bars: list[Bar]
-    # (series, pattern) in the order of the legend; empty for a chart of one series.
-    legend: list[tuple[str, str]]
+    # The legend, empty for a chart of one series: its entries, four to a row.
+    legend: list[LegendEntry]
+    legend_height: int
 
 
-def bar_chart(rows: Sequence[tuple[str, dict[str, int]]], series: Sequence[str]) -> BarChart:
+def bar_chart(
+    rows: Sequence[tuple[str, dict[str, int]]],
+    series: Sequence[str],
+    label_width: int = BAR_LABEL,
+) -> BarChart:
     """Horizontal bars, one per (label, values per series), the series stacked left to right
     in the order given; bars share one scale, the longest filling the width."""
     patterns = {name: PATTERNS[i % len(PATTERNS)] for i, name in enumerate(series)}
     largest = max((sum(values.values()) for _, values in rows), default=0)
-    room = BAR_WIDTH - BAR_LABEL - 50
+    room = BAR_WIDTH - label_width - 50
     bars = []
     for index, (label, values) in enumerate(rows):
-        x = float(BAR_LABEL)
+        x = float(label_width)
         segments = []
         for name in series:
             value = values.get(name, 0)
@@ -164,13 +200,24 @@ def bar_chart(rows: Sequence[tuple[str, dict[str, int]]], series: Sequence[str])
                 segments=segments,
             )
         )
+    legend = [
+        LegendEntry(
+            series=name,
+            pattern=patterns[name],
+            x=(index % LEGEND_COLUMNS) * (BAR_WIDTH // LEGEND_COLUMNS),
+            y=(index // LEGEND_COLUMNS) * LEGEND_ROW + 4,
+        )
+        for index, name in enumerate(series)
+        if len(series) > 1
+    ]
     return BarChart(
         width=BAR_WIDTH,
         height=max(1, len(rows)) * (BAR_HEIGHT + BAR_GAP),
-        label_width=BAR_LABEL,
+        label_width=label_width,
         bar_height=BAR_HEIGHT,
         bars=bars,
-        legend=[(name, patterns[name]) for name in series] if len(series) > 1 else [],
+        legend=legend,
+        legend_height=LEGEND_ROW * math.ceil(len(legend) / LEGEND_COLUMNS) + (6 if legend else 0),
     )
 
 
@@ -185,4 +232,5 @@ def channel_mix_chart(
     per_week: dict[dt.date, dict[str, int]] = {week: {} for week in weeks}
     for row in mix:
         per_week.setdefault(row.week, {})[row.channel] = row.messages
-    return bar_chart([(week_label[week], per_week[week]) for week in weeks], channels)
+    rows = [(week_label[week], per_week[week]) for week in weeks]
+    return bar_chart(rows, channels, label_width=WEEK_LABEL)
