@@ -47,6 +47,7 @@ class Entry:
     sees: frozenset[str] = frozenset()  # secrets (World.secrets' names) the allowed may see
     xfail: Mapping[str, str] = field(default_factory=dict)
     page: bool = False
+    reads: bool = False  # a POST that only reads (a search): tried as the allowed, too
     ends_session: bool = False  # ends the caller's login: tried with a fresh one
 
     @property
@@ -112,6 +113,14 @@ MANDATE_RECORD = (
 NOT_YOURS_FORM = (
     "the review item's page again with 'no such case' (422), as for a case that does not exist"
 )
+DESK_ADDRESSES = (
+    "finding: the desk search shows staff of any agency the party's verified email address "
+    "and phone number (and postal address) too, beyond DESIGN.md's 'title, agency, stage — "
+    "not their contents'; whether the desk needs them before the party has a case at the "
+    "agency is for the lead to decide"
+)
+# What a desk search shows: the party and their cases' titles, agencies and stages.
+CASE_LIST = frozenset({"owner_name", "owner_id", "bsn", "case_reference", "case_id"})
 AGENCY_OPENS = "an agency opens a case at its own agency for any citizen it names by BSN"
 CLOUDEVENT = {
     "specversion": "1.0",
@@ -302,6 +311,9 @@ API: list[Entry] = [
         rightful="staff_a",
         body=json_body(lambda w: {"bsn": w.owner_bsn, "purpose": "vragen-beantwoorden"}),
         allowed={"staff_b": DESK_SEARCH},
+        reads=True,
+        sees=CASE_LIST,
+        xfail={"staff_b": DESK_ADDRESSES},
     ),
     Entry(
         "POST",
@@ -363,6 +375,8 @@ API: list[Entry] = [
         rightful="staff_a",
         body=json_body(lambda w: {"bsn": w.owner_bsn, "purpose": "vragen-beantwoorden"}),
         allowed={"staff_b": DESK_SEARCH},
+        reads=True,
+        sees=CASE_LIST,
     ),
     Entry("GET", "/api/me/preferences", "own"),
     Entry("PUT", "/api/me/preferences", "own", body=const({"language": "nl"})),
@@ -657,6 +671,9 @@ PAGES: list[Entry] = [
         page=True,
         body=lambda w: {"data": {"bsn": w.owner_bsn, "purpose": "vragen-beantwoorden"}},
         allowed={"staff_b": DESK_SEARCH},
+        reads=True,
+        sees=CASE_LIST,
+        xfail={"staff_b": DESK_ADDRESSES},
     ),
     Entry("GET", "/console/desk/cases/{case_id}", "theirs", page=True, rightful="staff_a"),
     Entry(
