@@ -213,7 +213,7 @@ def intruder_cases() -> Iterator[Any]:
     for entry in TABLE:
         if entry.rule == "dev" or entry.method == "WS":
             continue
-        for intruder in INTRUDERS:
+        for intruder in INTRUDERS[:1] if entry.once else INTRUDERS:
             if intruder in entry.allowed and entry.method != "GET" and not entry.reads:
                 continue  # allowed by design and it changes something: nothing to prove
             marks = []
@@ -356,7 +356,7 @@ def test_the_matrix_size() -> None:
     the design lets through where they only change something)."""
     tried = list(intruder_cases())
     routes = {entry.key for entry in TABLE if entry.rule != "dev"}
-    assert len(tried) >= len(routes) * len(INTRUDERS) - 20
+    assert len(tried) >= len(routes) * len(INTRUDERS) - 30
 
 
 def rightful_caller(entry: Entry) -> str | None:
