@@ -299,22 +299,45 @@ async def test_the_rightful_caller_gets_it(
 # --- the live socket ----------------------------------------------------------------------
 
 
+# Every frame that names a case, as an intruder sends it for the owner's case; each gets an
+# error frame and changes nothing (docs/websocket-protocol.md). ``unfollow`` is left out: it
+# answers ``unfollowed`` for any case id, followed or not, which tells nothing.
+CASE_FRAMES: tuple[dict[str, Any], ...] = (
+    {"type": "follow", "after": 0},
+    {"type": "message", "body": "Indringersregel in de chat", "ref": "i-1"},
+    {"type": "note", "body": "Indringersnotitie in de chat", "ref": "i-2"},
+    {"type": "typing", "active": True},
+    {"type": "read", "seq": 1},
+)
+SOCKET_REFUSALS = frozenset({"not_found", "not_following", "forbidden"})
+
+
 async def test_an_intruders_ticket_does_not_follow_the_owners_case(
     world: World, world_app: FastAPI, world_database: Database, world_client: httpx.AsyncClient
 ) -> None:
-    """Each intruder with a login gets a ticket, opens the socket and asks to follow the
-    owner's case: the protocol's ``not_found``, as for a case that does not exist; and while
-    the owner writes, nothing of the case reaches them. The owner on the same server is
-    followed, as the proof."""
+    """Each intruder with a login gets a ticket and opens the socket; every frame that names
+    the owner's case is refused — ``follow`` with the protocol's ``not_found``, as for a case
+    that does not exist — and stores nothing. B's staff watching the queue watch B's. Then
+    the owner writes and A's staff pick the chat up: the owner and A's queue watcher are told
+    (the proof), the intruders get nothing, and the owner sees nothing of theirs."""
     app = create_app(world_app.state.settings, database=world_database)
     server, task, port = await start_server(app)
     live = LiveServer(app, "127.0.0.1", port, server)
     try:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as http:
-            owners_ticket = await ticket_for(http, world.callers["owner"].secret)
-            owner = LiveClient(await open_socket(live, ticket=owners_ticket))
-            await owner.expect("ready")
+
+            async def connect(caller: Caller) -> LiveClient:
+                client = LiveClient(
+                    await open_socket(live, ticket=await ticket_for(http, caller.secret))
+                )
+                await client.expect("ready")
+                return client
+
+            owner = await connect(world.callers["owner"])
             await owner.follow(world.case_id)
+            queue_a = await connect(world.callers["staff_a"])
+            await queue_a.send(type="watch_queue")
+            await queue_a.expect("watching_queue", agency_id=AGENCY_A)
             intruders: list[tuple[Intruder, LiveClient]] = []
             for name in INTRUDERS:
                 caller = world.callers[name]
@@ -322,33 +345,52 @@ async def test_an_intruders_ticket_does_not_follow_the_owners_case(
                     refused_ticket = await http.post("/api/live/tickets", headers=caller.headers)
                     assert refused_ticket.status_code == 403
                     continue
-                ticket = await ticket_for(http, caller.secret)
-                client = LiveClient(await open_socket(live, ticket=ticket))
-                await client.expect("ready")
-                await client.send(type="follow", case_id=str(world.case_id), after=0)
-                error = await client.expect("error", case_id=str(world.case_id))
-                assert error["code"] == "not_found", (name, error)
+                client = await connect(caller)
+                for frame in CASE_FRAMES:
+                    await client.send(**frame, case_id=str(world.case_id))
+                    answer = await client.recv()
+                    assert answer["type"] == "error", (name, frame, answer)
+                    assert answer["code"] in SOCKET_REFUSALS, (name, frame, answer)
+                    if frame["type"] == "follow":
+                        assert answer["code"] == "not_found", (name, answer)
+                if name == "staff_b":
+                    await client.send(type="watch_queue")
+                    await client.expect("watching_queue", agency_id=AGENCY_B)
                 intruders.append((name, client))
-            said = await world_client.post(
+            # Through the server the sockets are on: its broker tells them.
+            said = await http.post(
                 f"/api/cases/{world.case_id}/messages",
                 json={"body": f"{MESSAGE_TEXT} (live)"},
                 headers=world.callers["owner"].headers,
             )
             assert said.status_code == 201, said.text
             await owner.event("message")
+            picked = await http.post(
+                f"/api/chats/{world.conversation_id}/pickup",
+                headers=world.callers["staff_a"].headers,
+            )
+            assert picked.status_code == 200, picked.text
+            await queue_a.expect("queue_changed", conversation_id=str(world.conversation_id))
             for who, client in intruders:
                 frames = await client.quiet(0.3, ignore=("pong",))
                 assert frames == [], (who, frames)
                 seen = repr(client.seen).encode()
-                # The refusal names the case id the intruder sent; nothing else of the owner's.
+                # The refusals name the case id the intruder sent; nothing else of the owner's.
                 others = [s for n, s in world.secrets.items() if n != "case_id" and s in seen]
                 assert not others, (who, client.seen)
                 await client.close()
-            await owner.close()
+            await owner.quiet(0.2)
+            assert not [n for n in INTRUDER_NAMES if n in repr(owner.seen)], owner.seen
+            for client in (owner, queue_a):
+                await client.close()
     finally:
         server.should_exit = True
         with contextlib.suppress(Exception):
             await task
+    messages = await world_client.get(
+        f"/api/cases/{world.case_id}/messages", headers=world.callers["staff_a"].headers
+    )
+    assert "Indringers" not in messages.text
 
 
 def test_the_matrix_size() -> None:
