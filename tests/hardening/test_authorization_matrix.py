@@ -14,7 +14,9 @@ chat texts, document name, notice text.
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, Literal
 
 import fastapi.routing
@@ -62,6 +64,8 @@ def by_design(action: str, data: str) -> bool:
     return (action, data) == ("read", "consents") or action == "search"
 
 
+# Query parameters that choose whose data a route answers with.
+CHOOSERS = frozenset({"party", "party_id", "agency", "agency_id", "case_id"})
 OWNERS_THINGS = ("case_id", "conversation_id", "document_id", "notice_id")
 
 
@@ -108,6 +112,21 @@ def test_every_route_is_in_the_table(tmp_path: Any) -> None:
         (method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops
     }
     assert documented <= in_app
+
+
+def test_every_parameter_that_picks_whose_data_is_tried(tmp_path: Any) -> None:
+    """A query parameter that names whose data to answer with (``party``, ``agency``) is
+    filled with the owner's or agency A's when the intruders call the route."""
+    by_key = {entry.key: entry for entry in TABLE}
+    stand_in: Any = SimpleNamespace(owner_id=uuid.uuid4())
+    for path, operations in bare_app(tmp_path).openapi()["paths"].items():
+        for method, operation in operations.items():
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+            picks = names & CHOOSERS
+            if picks:
+                entry = by_key[(method.upper(), path)]
+                tried = set(entry.query(stand_in)) if entry.query else set()
+                assert picks <= tried, f"{entry.id}: try it with {sorted(picks - tried)}"
 
 
 def test_the_development_outbox_is_not_served_in_production(tmp_path: Any) -> None:
