@@ -47,6 +47,7 @@ class Entry:
     sees: frozenset[str] = frozenset()  # secrets (World.secrets' names) the allowed may see
     xfail: Mapping[str, str] = field(default_factory=dict)
     page: bool = False
+    refusal_says: str = ""  # the refusal's answer holds this (for an ``also`` status)
     reads: bool = False  # a POST that only reads (a search): tried as the allowed, too
     # Tried as one intruder only: a staff login reads no credential of the caller's, and the
     # password check it runs even for an unknown address costs a second each time.
@@ -481,17 +482,20 @@ API: list[Entry] = [
     Entry(
         "POST",
         "/api/notices",
-        "own",
-        reason="a notice from the caller's own agency, under its own topics",
+        "theirs",
+        reason="B's notice under B's own topic (made above), tied to A's case: refused with "
+        "the answer for a case that does not exist",
         body=json_body(
             lambda w: {
                 "bsn": w.owner_bsn,
-                "topic": "allowances",
+                "topic": "intruder-topic",
                 "template": "rent",
                 "personalisation": {},
                 "case_id": str(w.case_id),
             }
         ),
+        also=frozenset({422}),
+        refusal_says="The case is not one of this agency's cases of this party.",
     ),
     Entry("GET", "/api/notices/{notice_id}", "theirs", rightful="key_a"),
     Entry("GET", "/api/me/notices", "own"),

@@ -258,6 +258,8 @@ async def test_an_intruder_gets_nothing_of_the_owners(
         assert refused(entry, response), (
             f"{entry.id} as {intruder}: {response.status_code} {response.text[:300]}"
         )
+        if response.status_code in entry.also and response.status_code not in REFUSED:
+            assert entry.refusal_says in response.text, response.text[:300]
     may_see = entry.sees if intruder in entry.allowed else frozenset()
     leaked = leaks(world, response, sent, may_see=may_see)
     assert not leaked, f"{entry.id} as {intruder} answered with {leaked}: {response.text[:500]}"
