@@ -292,6 +292,24 @@ async def test_no_intruder_is_in_the_owners_access_log(
     assert intruders == []
 
 
+async def test_agency_b_cannot_put_its_own_chat_on_as_case(
+    world: World, world_client: httpx.AsyncClient
+) -> None:
+    """Not only A's things reached from B: B's own chat moved onto A's case is refused with
+    the answer for a case that does not exist, and the chat stays where it was."""
+    staff_b = world.callers["staff_b"].headers
+    attached = await world_client.post(
+        f"/api/chats/{world.b_conversation_id}/attach",
+        json={"case_id": str(world.case_id)},
+        headers=staff_b,
+    )
+    assert attached.status_code == 404, attached.text
+    assert not leaks(world, attached, str(world.case_id).encode())
+    chat = await world_client.get(f"/api/chats/{world.b_conversation_id}", headers=staff_b)
+    assert chat.status_code == 200
+    assert str(world.case_id) not in chat.text
+
+
 def rightful_cases() -> Iterator[Any]:
     for entry in TABLE:
         if entry.rightful is not None and entry.method == "GET":

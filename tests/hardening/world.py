@@ -97,6 +97,7 @@ class World:
     subscription_id: uuid.UUID
     delivery_id: uuid.UUID
     staff_a_id: uuid.UUID
+    b_conversation_id: uuid.UUID  # another citizen's chat at agency B
     callers: dict[str, Caller] = field(default_factory=dict)
 
     @property
@@ -175,7 +176,7 @@ async def make_world(database: Database, client: httpx.AsyncClient) -> World:
         # Each intruder has a case of their own, so that no list is empty by accident.
         await make_case(session, other)
         await make_case(session, rep_expired)
-        await make_case(session, other, agency_id=AGENCY_B)
+        b_case = await make_case(session, other, agency_id=AGENCY_B)
         case = await make_case(session, owner, agency_id=AGENCY_A, channel="email")
         case.owner_id = staff_a.id
         session.add(case)
@@ -223,6 +224,7 @@ async def make_world(database: Database, client: httpx.AsyncClient) -> World:
         )
         ids = (owner.id, other.id, staff_a.id, staff_b.id, rep_expired.id, rep_revoked.id)
         trusted_id = trusted.id
+        b_case_id = b_case.id
         assert owner.bsn is not None and other.bsn is not None
         owner_bsn, other_bsn, case_id, reference = owner.bsn, other.bsn, case.id, case.reference
         topic_id, mandate_id, item_id = topic.id or 0, mandate.id, item.id
@@ -263,6 +265,15 @@ async def make_world(database: Database, client: httpx.AsyncClient) -> World:
     )
     conversation = chat["chat"]
     assert isinstance(conversation, dict)
+    b_chat = await _created(
+        await client.post(
+            "/api/chats",
+            json={"case_id": str(b_case_id), "text": "Een vraag bij de RDW"},
+            headers=callers["other_citizen"].headers,
+        )
+    )
+    b_conversation = b_chat["chat"]
+    assert isinstance(b_conversation, dict)
     document = await _created(
         await client.post(
             f"/api/cases/{case_id}/documents",
@@ -366,5 +377,6 @@ async def make_world(database: Database, client: httpx.AsyncClient) -> World:
         subscription_id=uuid.UUID(str(subscription["id"])),
         delivery_id=delivery_id,
         staff_a_id=staff_a_id,
+        b_conversation_id=uuid.UUID(str(b_conversation["id"])),
         callers=callers,
     )
