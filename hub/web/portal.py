@@ -84,6 +84,8 @@ def _login_page(
             "error": error,
             "address": address,
             "logged_out": request.query_params.get("logged_out") == "1",
+            # Logging in through the identity provider, when one is configured.
+            "oidc": bool(request.app.state.settings.oidc_issuer),
         },
         status_code=status_code,
     )

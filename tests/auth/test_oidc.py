@@ -279,3 +279,27 @@ async def test_no_oidc_routes_without_an_issuer(plain_app: FastAPI) -> None:
         response = await client.get("/api/auth/oidc/login")
 
     assert response.status_code == 404
+
+
+async def test_the_login_page_offers_the_identity_provider_and_it_leads_to_my_cases(
+    app: FastAPI, client: httpx.AsyncClient, plain_app: FastAPI
+) -> None:
+    fake = FakeProvider()
+    provider = make_provider(fake, app.state.settings)
+    await provider.discover()
+    app.state.identity_provider = provider
+
+    page = await client.get("/login")
+    assert 'href="/api/auth/oidc/login"' in page.text and "Inloggen met DigiD" in page.text
+    start = await client.get("/api/auth/oidc/login")
+    state = parse_qs(urlsplit(start.headers["location"]).query)["state"][0]
+    code = fake.grant(start.headers["location"])
+    back = await client.get("/api/auth/oidc/callback", params={"code": code, "state": state})
+    home = await client.get(back.headers["location"])
+    assert home.status_code == 303 and home.headers["location"] == "/my-cases"
+    cases = await client.get("/my-cases")
+    assert cases.status_code == 200 and "Jan Jansen" in cases.text
+
+    transport = httpx.ASGITransport(app=plain_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as plain:
+        assert "/api/auth/oidc/login" not in (await plain.get("/login")).text
