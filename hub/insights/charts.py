@@ -47,8 +47,8 @@ class Bubble:
 
 
 def label_lines(title: str, width: int = LABEL_LINE) -> list[str]:
-    """``title`` broken between words into lines of at most ``width`` characters; a third
-    line's words are cut off with an ellipsis."""
+    """``title`` broken between words into lines of at most ``width`` characters; what does
+    not fit on two lines is cut off after a word, with an ellipsis."""
     lines: list[str] = []
     for word in title.split():
         if lines and len(lines[-1]) + 1 + len(word) <= width:
@@ -56,7 +56,8 @@ def label_lines(title: str, width: int = LABEL_LINE) -> list[str]:
         else:
             lines.append(word)
     if len(lines) > 2:
-        lines = [lines[0], (lines[1][: width - 1] + "…")]
+        rest = " ".join(lines[1:])[:width]
+        lines = [lines[0], rest.rsplit(" ", 1)[0] + "…"]
     return lines
 
 
