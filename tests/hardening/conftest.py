@@ -71,5 +71,7 @@ async def world_client(world_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def world(world_database: Database, world_client: httpx.AsyncClient) -> World:
-    return await make_world(world_database, world_client)
+async def world(
+    world_database: Database, world_client: httpx.AsyncClient, world_settings: Settings
+) -> World:
+    return await make_world(world_database, world_client, world_settings)

@@ -19,6 +19,7 @@ import httpx
 from sqlmodel import select
 
 from hub.auth.sessions import create_session
+from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.models import (
     Case,
@@ -98,6 +99,7 @@ class World:
     delivery_id: uuid.UUID
     staff_a_id: uuid.UUID
     b_conversation_id: uuid.UUID  # another citizen's chat at agency B
+    settings: Settings
     callers: dict[str, Caller] = field(default_factory=dict)
 
     @property
@@ -160,7 +162,7 @@ async def _created(response: httpx.Response) -> dict[str, object]:
     return answer
 
 
-async def make_world(database: Database, client: httpx.AsyncClient) -> World:
+async def make_world(database: Database, client: httpx.AsyncClient, settings: Settings) -> World:
     """Builds the world through the services and, where the owner or agency A would use it,
     through the API (each of those calls a first proof that the route works for them)."""
     async with database.session() as session:
@@ -378,5 +380,6 @@ async def make_world(database: Database, client: httpx.AsyncClient) -> World:
         delivery_id=delivery_id,
         staff_a_id=staff_a_id,
         b_conversation_id=uuid.UUID(str(b_conversation["id"])),
+        settings=settings,
         callers=callers,
     )
