@@ -21,7 +21,7 @@ from hub.errors import HubError
 from hub.insights.charts import bar_chart, channel_mix_chart, quadrant_chart
 from hub.insights.routes import period_of
 from hub.insights.service import Period, agency_insights, journeys_of_agency
-from hub.web.i18n import mark
+from hub.web.i18n import long_date, mark
 from hub.web.pages import StaffPage, page_language, page_router, render
 from journeys.catalog import Catalog, UnknownJourney
 from journeys.model import JourneyDefinition
@@ -96,7 +96,7 @@ async def insights_page(
         if f.open_now
     ]
     weeks = period.weeks()
-    week_labels = {week: f"{week.isocalendar().week} ({week.isoformat()})" for week in weeks}
+    week_labels = {week: f"{week.isocalendar().week} ({long_date(week, lang)})" for week in weeks}
     query = {"from": period.first.isoformat(), "to": period.last.isoformat()}
     if journey:
         query["journey"] = journey
