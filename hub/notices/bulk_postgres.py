@@ -12,7 +12,8 @@ and turns it into a staging record; the database then
    filled in by concatenation from the template's pieces (``hub.notices.templates``);
 3. ranks and writes in one statement: duplicates (already made, or earlier in the batch),
    the daily cap by ``row_number()`` over each party's rows, then the notices
-   (``ON CONFLICT DO NOTHING``: a notice someone wrote meanwhile counts as a duplicate), their
+   (again with ``ON CONFLICT DO NOTHING`` when another writer made one of them meanwhile: it
+   counts as a duplicate), their
    outbox rows and portal alerts, and the timers that hold texts through quiet hours.
 
 Only templates of plain text and ``{{ name }}`` placeholders are filled in here; a batch
@@ -30,6 +31,7 @@ from dataclasses import dataclass, field
 from string import Formatter
 from typing import Any
 
+import asyncpg
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.clock import local_date, start_of_local_day
@@ -443,6 +445,7 @@ def _write_statement(
     now: dt.datetime,
     since: dt.datetime,
     release_at: dt.datetime | None,
+    on_conflict: bool,
 ) -> _Sql:
     sql = _Sql()
     agency = sql.param(agency_id)
@@ -504,7 +507,7 @@ def _write_statement(
                {at}, {at}
           FROM ranked r JOIN notice_decided d USING (row)
          WHERE r.fate = 'notice'
-        ON CONFLICT (agency_id, dedupe_key) DO NOTHING
+        {"ON CONFLICT (agency_id, dedupe_key) DO NOTHING" if on_conflict else ""}
         RETURNING job_row AS row, reason
     ), sent AS (
         INSERT INTO outbox (id, case_id, party_id, message_id, notice_id, channel, recipient,
@@ -566,6 +569,8 @@ async def decide_in_database(
     temporary tables, so it may run while the batch before is being written: what that
     batch changes (duplicates, the daily cap) is read by :func:`write_decided`."""
     raw = await _driver(session)
+    # The batch's sorts and windows in memory, not in temporary files (this transaction only).
+    await raw.execute("SET LOCAL work_mem = '64MB'")
     await raw.execute(_STAGE)
     await raw.execute(_DECIDED)
     await raw.copy_records_to_table("notice_stage", records=records, columns=_STAGE_COLUMNS)
@@ -605,15 +610,28 @@ async def write_decided(
 ) -> Tally:
     """Write what :func:`decide_in_database` decided in this session's transaction."""
     raw = await _driver(session)
-    write = _write_statement(
-        agency_id=agency_id,
-        job_id=job_id,
-        now=now,
-        since=start_of_local_day(local_date(now, timezone), timezone),
-        release_at=quiet_until(now, timezone),
-    )
+    options: dict[str, Any] = {
+        "agency_id": agency_id,
+        "job_id": job_id,
+        "now": now,
+        "since": start_of_local_day(local_date(now, timezone), timezone),
+        "release_at": quiet_until(now, timezone),
+    }
+    write = _write_statement(**options, on_conflict=False)
     tally = Tally()
-    for row, fate, reason, why, in_database in await raw.fetch(write.text, *write.params):
+    # The rows' keys were looked up just before, so a plain insert (without the cost of
+    # ON CONFLICT's speculative insertion) nearly always goes in; when a writer raced us to
+    # one of them, the batch is written again skipping what that writer made.
+    await raw.execute("SAVEPOINT notice_write")
+    try:
+        rows = await raw.fetch(write.text, *write.params)
+    except asyncpg.UniqueViolationError:
+        await raw.execute("ROLLBACK TO SAVEPOINT notice_write")
+        write = _write_statement(**options, on_conflict=True)
+        rows = await raw.fetch(write.text, *write.params)
+    else:
+        await raw.execute("RELEASE SAVEPOINT notice_write")
+    for row, fate, reason, why, in_database in rows:
         if fate == "rejected":
             tally.rejections.append((row, why))
         elif fate == "duplicate" or not in_database:
