@@ -403,7 +403,9 @@ def _decide_statement(
                           FROM party WHERE s.bsn IS NULL AND kvk_number = s.kvk_number
                         LIMIT 1) p ON true
                   LEFT JOIN consent_topic t ON t.agency_id = {agency} AND t.code = s.topic
-                  LEFT JOIN "case" c ON c.id = s.case_id
+                  LEFT JOIN LATERAL (
+                        SELECT id, reference, title, agency_id, party_id FROM "case"
+                         WHERE s.case_id IS NOT NULL AND "case".id = s.case_id) c ON true
                   LEFT JOIN LATERAL (
                         -- The oldest verified address of each kind, as ``address_for``.
                         SELECT (array_agg(value ORDER BY created_at)
@@ -459,15 +461,19 @@ def _write_statement(
     WITH fated AS (
         SELECT d.row, d.id, d.party_id, d.consent, d.target, d.gather_reason, d.fill_reason,
                CASE WHEN d.gather_reason IS NOT NULL THEN 'rejected'
-                    WHEN EXISTS (SELECT 1 FROM notice e
-                                  WHERE e.agency_id = {agency} AND e.dedupe_key = d.dedupe_key)
-                         OR d.row > min(d.row) FILTER (WHERE d.fill_reason IS NULL AND
+                    WHEN made.before OR d.row > min(d.row) FILTER (WHERE d.fill_reason IS NULL AND
                                                         d.gather_reason IS NULL)
                                     OVER (PARTITION BY d.dedupe_key) THEN 'duplicate'
                     WHEN d.fill_reason IS NOT NULL THEN 'rejected'
                     ELSE 'notice'
                END AS fate
           FROM notice_decided d
+          -- Asked row by row through the (agency, key) index: as a semi-join the planner
+          -- would read every notice of the agency once a batch when the table grows.
+          LEFT JOIN LATERAL (
+                SELECT true AS before FROM notice e
+                 WHERE e.agency_id = {agency} AND e.dedupe_key = d.dedupe_key LIMIT 1
+               ) made ON true
     ), counted AS (
         -- What counts towards today's cap is read here, not when the rows were decided:
         -- the batch before may have been written in between.
