@@ -9,11 +9,13 @@ the next channel of email → SMS → letter takes over, and that is recorded on
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import sqlalchemy as sa
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -130,6 +132,38 @@ async def last_citizen_channel(session: AsyncSession, case_id: uuid.UUID) -> str
         .limit(1)
     )
     return (await session.exec(query)).first()
+
+
+async def mark_case_read(session: AsyncSession, case_id: uuid.UUID, *, now: dt.datetime) -> int:
+    """The citizen has seen the case's thread: every message to them not read before is read
+    now (the first time counts); how many."""
+    statement = (
+        sa.update(Message)
+        .where(
+            col(Message.case_id) == case_id,
+            col(Message.direction) == "outbound",
+            col(Message.read_at).is_(None),
+        )
+        .values(read_at=now)
+    )
+    result = await session.exec(statement)
+    count: int = result.rowcount
+    return count
+
+
+async def messages_to_party(
+    session: AsyncSession, party_id: uuid.UUID, *, limit: int = 100
+) -> list[tuple[Message, Case]]:
+    """The latest messages staff sent the party on their cases, newest first, each with its
+    case (internal notes are never among them)."""
+    query = (
+        select(Message, Case)
+        .join(Case, col(Case.id) == col(Message.case_id))
+        .where(col(Case.party_id) == party_id, col(Message.direction) == "outbound")
+        .order_by(col(Message.created_at).desc())
+        .limit(limit)
+    )
+    return [(message, case) for message, case in (await session.exec(query)).all()]
 
 
 async def address_for(session: AsyncSession, party: Party, channel: str) -> str | None:

@@ -110,6 +110,8 @@ class Message(SQLModel, table=True):
     # How the sender was identified: session, otp, digid, reply_token, verified_phone, id_document…
     identified_by: str | None = Field(default=None, max_length=50)
     created_at: dt.datetime = timestamp()
+    # A message to the citizen: when the citizen first saw it in the portal (the case page).
+    read_at: dt.datetime | None = timestamp(nullable=True)
 
 
 class ReferenceCounter(SQLModel, table=True):

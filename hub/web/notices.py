@@ -1,6 +1,7 @@
-"""The citizen's notices and permissions: the inbox of notices agencies sent, with whether
-each was read, and the permission per topic to be told about rights they may have ("you may
-use my data to tell me about…"), given or withdrawn here and kept with its history.
+"""The citizen's notices and permissions: the inbox of notices agencies sent and of staff's
+messages on their cases, with whether each was read, and the permission per topic to be
+told about rights they may have ("you may use my data to tell me about…"), given or
+withdrawn here and kept with its history.
 
 Both show the citizen's own data to the citizen, which is not an access by someone else and
 is not logged.
@@ -14,6 +15,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from hub.dependencies import SessionDep, SettingsDep
+from hub.messages.service import messages_to_party
 from hub.models import Agency
 from hub.notices.consent import consents_of_party, record_consent
 from hub.notices.service import inbox, mark_read, notice_of_party
@@ -35,9 +37,16 @@ async def notices_page(request: Request, viewer: CitizenPage, session: SessionDe
     """The notices agencies sent the citizen, newest first, the unread ones marked."""
     assert viewer.party_id is not None
     notices = await inbox(session, viewer.party_id)
-    agencies = await _agency_names(session, {notice.agency_id for notice in notices})
+    messages = await messages_to_party(session, viewer.party_id)
+    agencies = await _agency_names(
+        session,
+        {notice.agency_id for notice in notices} | {case.agency_id for _, case in messages},
+    )
     return render(
-        request, "pages/notices.html", {"notices": notices, "agencies": agencies}, viewer=viewer
+        request,
+        "pages/notices.html",
+        {"notices": notices, "messages": messages, "agencies": agencies},
+        viewer=viewer,
     )
 
 

@@ -26,6 +26,7 @@ from hub.auth.sessions import resolve_session, revoke_session
 from hub.cases import service as cases
 from hub.clock import local_today
 from hub.config import Settings
+from hub.db import utcnow
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.documents.routes import read_upload
 from hub.documents.service import (
@@ -36,6 +37,7 @@ from hub.documents.service import (
     store_document,
 )
 from hub.errors import InvalidInput, NotAuthenticated
+from hub.messages.service import mark_case_read
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, DigitalAddress, Party, StaffMember
 from hub.web.chat import case_chat
@@ -262,6 +264,9 @@ async def _case_page(
         "max_mb": max(1, settings.max_upload_bytes // 1_000_000),
     }
     await cases.record_case_access(session, viewer, case, catalog, action="read", data="case")
+    if viewer.party_id == case.party_id:
+        # The citizen has now seen staff's messages (a representative's look does not count).
+        await mark_case_read(session, case.id, now=utcnow())
     return render(request, "pages/case.html", context, viewer=viewer, status_code=status_code)
 
 

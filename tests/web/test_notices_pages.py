@@ -8,7 +8,7 @@ from sqlmodel import col, select
 
 from hub.config import Settings
 from hub.db import Database
-from hub.models import Consent, Notice, Party
+from hub.models import Consent, Message, Notice, Party
 from tests.builders import key_for
 from tests.web.test_pages import csrf_of, log_in_citizen
 from tests.web.world import NOTICE_SUBJECT, TOPIC_NL, make_portal_world
@@ -89,3 +89,39 @@ async def test_a_permission_withdrawn_on_the_page_stops_the_next_notice(
     )
     assert sent.status_code == 201, sent.text
     assert sent.json()["status"] == "not-sent" and sent.json()["reason"] == "no_consent"
+
+
+async def test_staffs_messages_are_in_the_inbox_until_the_case_is_opened(
+    client: httpx.AsyncClient, database: Database, settings: Settings
+) -> None:
+    world = await make_portal_world(database)
+    async with database.session() as session:
+        for direction, body in (
+            ("outbound", "Wij hebben uw <b>brief</b> ontvangen."),
+            ("internal", "Intern: bellen na 1 mei"),
+        ):
+            session.add(
+                Message(
+                    case_id=world.waiting_case_id,
+                    channel="email",
+                    direction=direction,
+                    author_kind="staff",
+                    author_name="Sanne de Wit",
+                    body=body,
+                )
+            )
+    await log_in_citizen(client, database, settings, world.citizen_email)
+    inbox = await client.get("/notices")
+    section = inbox.text.split('id="messages-heading"')[1]
+    assert "Wij hebben uw &lt;b&gt;brief&lt;/b&gt; ontvangen." in section  # escaped, as text
+    assert "Intern" not in inbox.text  # internal notes never reach the citizen
+    assert "Nog niet gelezen" in section
+
+    assert (await client.get(f"/cases/{world.waiting_case_id}")).status_code == 200
+    after = (await client.get("/notices")).text.split('id="messages-heading"')[1]
+    assert "Nog niet gelezen" not in after and "Gelezen" in after
+    async with database.session() as session:
+        internal = (
+            await session.exec(select(Message).where(Message.direction == "internal"))
+        ).one()
+    assert internal.read_at is None
