@@ -1,10 +1,6 @@
 """The pages' languages: Dutch by default, English too, from gettext catalogues kept as
 ``.po`` files under ``hub/web/locale/``.
 
-A language's catalogue is ``messages.po`` together with any other ``.po`` file beside it
-(one per area of the pages, say ``chat.po``), so that areas built at the same time do not
-edit one file; ``messages.po`` wins where two translate the same text.
-
 The ``.po`` files are compiled in memory when the hub starts (with Babel), so there is no
 build step and no compiled ``.mo`` file to forget: change a ``.po`` file, restart, and the
 pages show it. Message ids are the English texts; the Dutch catalogue translates them, and
@@ -41,7 +37,7 @@ def language(value: str | None) -> Language:
 
 @cache
 def translations(lang: Language) -> gettext.GNUTranslations:
-    """The catalogue for ``lang``, compiled from its ``.po`` files once per process."""
+    """The catalogue for ``lang``, compiled from its ``.po`` file once per process."""
     catalog = catalogue(lang)
     compiled = io.BytesIO()
     write_mo(compiled, catalog)
@@ -50,19 +46,9 @@ def translations(lang: Language) -> gettext.GNUTranslations:
 
 
 def catalogue(lang: Language) -> Catalog:
-    """Every translation of ``lang``: ``messages.po`` and the areas' ``.po`` files."""
-    directory = LOCALE_DIR / lang / "LC_MESSAGES"
-    with (directory / f"{DOMAIN}.po").open("rb") as po:
-        catalog = read_po(po, locale=lang, domain=DOMAIN)
-    for path in sorted(directory.glob("*.po")):
-        if path.stem == DOMAIN:
-            continue
-        with path.open("rb") as po:
-            area = read_po(po, locale=lang, domain=DOMAIN)
-        for message in area:
-            if message.id and catalog.get(message.id) is None:
-                catalog[message.id] = message
-    return catalog
+    """Every translation of ``lang``, as its ``.po`` file holds it."""
+    with (LOCALE_DIR / lang / "LC_MESSAGES" / f"{DOMAIN}.po").open("rb") as po:
+        return read_po(po, locale=lang, domain=DOMAIN)
 
 
 def mark(message: str) -> str:
