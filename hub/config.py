@@ -5,12 +5,13 @@ Every setting is documented in its ``description``; ``hub settings`` prints them
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, get_args
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEVELOPMENT_SECRET = "development-only-secret-change-me"  # noqa: S105 - refused outside development
@@ -208,6 +209,35 @@ class Settings(BaseSettings):
         description="Requests an agency API key may make at once before the per-minute rate "
         "applies (the token bucket's size).",
     )
+    login_tries_per_address: int = Field(
+        10,
+        ge=0,
+        description="Login tries (staff passwords, one-time codes typed in) one email address "
+        "or phone number gets within HUB_LOGIN_LIMIT_MINUTES, known or not; refills "
+        "evenly over that time. 0 turns it off.",
+    )
+    login_tries_per_client: int = Field(
+        100,
+        ge=0,
+        description="Logins and code requests one client address (IP) may make within "
+        "HUB_LOGIN_LIMIT_MINUTES; refills evenly over that time. 0 turns it off.",
+    )
+    login_limit_minutes: float = Field(
+        15, gt=0, description="The time in which the login limits refill completely."
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Proxies (IP addresses or CIDRs, JSON list) whose X-Forwarded-For or "
+        "Forwarded header names the client. Unset: the connection's own address is the "
+        "client, and those headers are ignored.",
+    )
+    max_body_bytes: int = Field(
+        2 * 1024 * 1024,
+        ge=1,
+        description="Largest request body anywhere but where a larger one has its own "
+        "setting (documents: HUB_MAX_UPLOAD_BYTES, bulk notices: HUB_NOTICE_JOB_MAX_BYTES, "
+        "inbound mail: HUB_MAX_MAIL_BYTES). Larger is refused with 413.",
+    )
     idempotency_key_hours: float = Field(
         24,
         gt=0,
@@ -252,6 +282,16 @@ class Settings(BaseSettings):
     @property
     def cookie_secure(self) -> bool:
         return self.base_url.startswith("https://")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"{proxy!r} is not an IP address or CIDR") from None
+        return proxies
 
     @model_validator(mode="after")
     def _refuse_insecure_secrets(self) -> Settings:
