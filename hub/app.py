@@ -91,6 +91,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
 
     app.add_middleware(Idempotency, settings=settings)
     app.add_middleware(RateLimit, settings=settings)
+    # Every request body is bounded (HUB_MAX_BODY_BYTES, or a file route's own limit)
+    # before anything inside reads it.
+    from hub.ratelimit.body_size import BodySizeLimit
+
+    app.add_middleware(BodySizeLimit, settings=settings)
 
     # Outermost: the request id (X-Request-ID, and on every log line) and the HTTP metrics.
     app.add_middleware(RequestContext)
