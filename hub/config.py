@@ -64,6 +64,12 @@ class Settings(BaseSettings):
         SecretStr(DEVELOPMENT_SECRET),
         description="Signs reply tokens and other tokens. Must be set outside development.",
     )
+    access_log_key: SecretStr | None = Field(
+        None,
+        description="Key of the pseudonyms (HMAC-SHA256) that name citizens in the access log's "
+        "hash chain. Unset: derived from HUB_SECRET_KEY. Changing it changes the pseudonyms of "
+        "new entries only; the chain still verifies.",
+    )
     base_url: str = Field(
         "http://127.0.0.1:8000",
         description="The public URL of the hub, used in links sent to citizens.",
