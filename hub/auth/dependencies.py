@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import APIKeyHeader, HTTPBearer
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.service import Viewer
@@ -22,6 +23,25 @@ from hub.models import Agency, LoginSession, Party, StaffMember
 SESSION_COOKIE = "hub_session"
 NOT_AUTHENTICATED = "Log in first, or give a valid session token or API key."
 CREDENTIALS_INVALID = "The session or API key is not valid (anymore). Log in again."
+
+# How the API description says who may call an operation: each one lists the kinds of caller
+# it takes. They only declare; get_viewer reads the credential (a key also works as a bearer).
+CITIZEN_SESSION = HTTPBearer(
+    scheme_name="citizenSession",
+    description="A citizen's session token, from POST /api/auth/citizen/session.",
+    auto_error=False,
+)
+STAFF_SESSION = HTTPBearer(
+    scheme_name="staffSession",
+    description="A staff member's session token, from POST /api/auth/staff/session.",
+    auto_error=False,
+)
+AGENCY_KEY = APIKeyHeader(
+    name="X-API-Key",
+    scheme_name="agencyKey",
+    description="An agency system's API key (hub_…), also taken as 'Authorization: Bearer'.",
+    auto_error=False,
+)
 
 
 def presented_credential(request: Request) -> tuple[str, str] | None:
@@ -111,28 +131,38 @@ async def get_viewer(request: Request, session: SessionDep) -> Viewer:
     return viewer
 
 
-CurrentViewer = Annotated[Viewer, Depends(get_viewer)]
+Viewed = Annotated[Viewer, Depends(get_viewer)]
+CitizenSession = Annotated[object, Security(CITIZEN_SESSION)]
+StaffSession = Annotated[object, Security(STAFF_SESSION)]
+AgencyKey = Annotated[object, Security(AGENCY_KEY)]
 
 
-async def require_citizen(viewer: CurrentViewer) -> Viewer:
+async def any_viewer(viewer: Viewed, _c: CitizenSession, _s: StaffSession, _a: AgencyKey) -> Viewer:
+    return viewer
+
+
+CurrentViewer = Annotated[Viewer, Depends(any_viewer)]
+
+
+async def require_citizen(viewer: Viewed, _: CitizenSession) -> Viewer:
     if viewer.kind != "citizen":
         raise Forbidden("Only citizens can do this.")
     return viewer
 
 
-async def require_staff(viewer: CurrentViewer) -> Viewer:
+async def require_staff(viewer: Viewed, _: StaffSession) -> Viewer:
     if viewer.kind != "staff":
         raise Forbidden("Only staff can do this.")
     return viewer
 
 
-async def require_agency(viewer: CurrentViewer) -> Viewer:
+async def require_agency(viewer: Viewed, _: AgencyKey) -> Viewer:
     if viewer.kind != "agency":
         raise Forbidden("Only an agency's system, with its API key, can do this.")
     return viewer
 
 
-async def require_staff_or_agency(viewer: CurrentViewer) -> Viewer:
+async def require_staff_or_agency(viewer: Viewed, _s: StaffSession, _a: AgencyKey) -> Viewer:
     if viewer.kind not in ("staff", "agency"):
         raise Forbidden("Only staff or an agency's system can do this.")
     return viewer
