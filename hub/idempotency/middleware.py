@@ -180,7 +180,13 @@ class Idempotency:
         if status >= 500:
             await release(database, agency_id=agency_id, key=key)
         else:
-            request_hash = await digest.finish(receive)
+            try:
+                request_hash = await digest.finish(receive)
+            except BaseException:
+                # The rest of the body could not be read (too large, the client gone): with
+                # no hash to keep the answer under, the key is let go for a retry.
+                await release(database, agency_id=agency_id, key=key)
+                raise
             await store_answer(
                 database, agency_id=agency_id, key=key, request_hash=request_hash, answer=answer
             )
