@@ -21,6 +21,7 @@ from hub.events.fanout import connect_broker
 from hub.live.connection import close_all as close_live_sockets
 from hub.observability.middleware import RequestContext
 from hub.ports import AdapterRegistry
+from hub.ratelimit.logins import login_limits_for
 from journeys.catalog import load_catalog
 
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         app.state.catalog = load_catalog(settings.journeys_dir)
         app.state.broker = await connect_broker(settings.redis_url)
         app.state.adapters = build_adapters(settings, app.state.database)
+        app.state.login_limits = login_limits_for(settings)
         stop = asyncio.Event()
         worker_task = None
         if settings.run_worker:
@@ -73,6 +75,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 await worker_task
             await close_live_sockets(app.state)
             await app.state.broker.close()
+            await app.state.login_limits.close()
             if own_database:
                 await app.state.database.dispose()
 
