@@ -13,6 +13,7 @@ from hub.models.case import (
 )
 from hub.models.delivery import OutboxItem, Timer
 from hub.models.inbound import Document, InboundReceipt, PrintJob, ReviewItem
+from hub.models.insights import InsightChannelDay, InsightCohort, InsightDay, InsightFirstResponse
 from hub.models.notices import (
     Consent,
     ConsentTopic,
@@ -40,6 +41,10 @@ __all__ = [
     "Document",
     "IdempotencyKey",
     "InboundReceipt",
+    "InsightChannelDay",
+    "InsightCohort",
+    "InsightDay",
+    "InsightFirstResponse",
     "LoginCode",
     "LoginSession",
     "Mandate",
