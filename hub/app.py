@@ -16,7 +16,7 @@ from channels.sms import wiring as sms_wiring
 from hub.config import Settings, get_settings
 from hub.db import Database
 from hub.delivery.worker import Worker
-from hub.errors import install_problem_handlers
+from hub.errors import describe_problems, install_problem_handlers
 from hub.events.fanout import connect_broker
 from hub.live.connection import close_all as close_live_sockets
 from hub.observability.middleware import RequestContext
@@ -87,6 +87,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    describe_problems(app)
     # Agency API keys: the rate limit (outer, before any database work), then Idempotency-Key
     # (inner). Both sit inside the request-id middleware so that their answers carry the id.
     from hub.idempotency.middleware import Idempotency

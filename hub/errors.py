@@ -113,10 +113,82 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
-        return problem(
+        response = problem(
             error.status_code,
             title,
             str(error.detail),
             title.lower().replace(" ", "-"),
             request.url.path,
         )
+        # A 405 names the methods the path takes (Allow), as RFC 9110 asks.
+        response.headers.update(error.headers or {})
+        return response
+
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "title": "Problem",
+    "description": "RFC 9457 problem details; invalid input also lists its errors.",
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "instance"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": "string"},
+        "errors": {"type": "array", "items": {"type": "object"}},
+    },
+}
+# The refusals any operation may give besides its own answers, and when.
+COMMON_REFUSALS = {
+    "401": "No credential, or one that is not valid (anymore).",
+    "403": "The credential is valid, but not for this.",
+    "404": "Nothing by that name, or nothing the caller may see.",
+    "413": "The body is larger than the hub takes.",
+    "422": "The request does not match what this operation takes.",
+    "429": "Too many requests from this agency key; Retry-After says when to try again.",
+}
+
+
+def describe_problems(app: FastAPI) -> None:
+    """The API description says what the hub answers when it refuses: every error answer is
+    problem details (``application/problem+json``, not FastAPI's default), and each operation
+    lists the refusals it can give — 401 and 403 where it takes a credential, 404 where its
+    path names something, 413 and 422 where it takes input, 429 where an agency key may call."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = build()
+            document.setdefault("components", {}).setdefault("schemas", {})["Problem"] = (
+                PROBLEM_SCHEMA
+            )
+            for item in document.get("paths", {}).values():
+                for operation in item.values():
+                    _add_refusals(operation)
+        return app.openapi_schema or {}
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _add_refusals(operation: dict[str, Any]) -> None:
+    responses: dict[str, Any] = operation.setdefault("responses", {})
+    schemes = {name for requirement in operation.get("security", []) for name in requirement}
+    parameters = operation.get("parameters", [])
+    refusals = set()
+    if schemes:
+        refusals |= {"401", "403"}
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        refusals.add("404")
+    if "requestBody" in operation:
+        refusals |= {"413", "422"}
+    if parameters:
+        refusals.add("422")
+    if "agencyKey" in schemes:
+        refusals.add("429")
+    for status in sorted(refusals):
+        responses.setdefault(status, {"description": COMMON_REFUSALS[status]})
+    problem_content = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for status, response in responses.items():
+        if status.startswith(("4", "5")):
+            response["content"] = problem_content
