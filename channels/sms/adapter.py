@@ -4,7 +4,8 @@ The SDK's async path is used with an HTTP client of our own on ``httpx``, so a s
 blocks the event loop and always has a timeout; its API base is ``HUB_TWILIO_API_BASE`` when
 set (a regional edge, or the local stand-in the tests run). Twilio accepting a text is not
 its delivery: the adapter reports ``sending`` with the MessageSid, and the final status comes
-by the status callback (``channels.sms.routes``).
+by the status callback (``channels.sms.routes``). The callback's URL names the outbox row
+(``?outbox=<id>``): a status may arrive before the worker has recorded the MessageSid.
 
 What is refused before Twilio is asked, as a permanent failure (the worker then falls back
 to the next channel): a recipient that is not a valid phone number, a text longer than
@@ -130,14 +131,14 @@ class TwilioSmsAdapter:
         if await self._opted_out(recipient):
             return self._refused("the recipient texted STOP; no texts until they text START")
         try:
-            sid = await self._create(recipient, message.body)
+            sid = await self._create(recipient, message.body, outbox_id=str(message.id))
         except (TwilioRestException, TwilioServiceException) as error:
             return self._failure(error.status, error.code, _error_text(error))
         except httpx.HTTPError as error:
             raise TemporaryFailure(f"Twilio not reachable: {type(error).__name__}") from None
         return DeliveryReport(status="sending", provider=PROVIDER, provider_id=sid)
 
-    async def _create(self, recipient: str, body: str) -> str:
+    async def _create(self, recipient: str, body: str, *, outbox_id: str) -> str:
         async with httpx.AsyncClient(timeout=self.timeout) as http:
             client = Client(
                 self.account_sid,
@@ -153,7 +154,10 @@ class TwilioSmsAdapter:
                 else {"from_": self.sender}
             )
             created = await client.messages.create_async(
-                to=recipient, body=body, status_callback=self.status_callback, **sender
+                to=recipient,
+                body=body,
+                status_callback=f"{self.status_callback}?outbox={outbox_id}",
+                **sender,
             )
         if not created.sid:
             raise TemporaryFailure("Twilio accepted the text but gave no MessageSid")

@@ -11,6 +11,7 @@ unset: there is nothing to check a signature with.
 from __future__ import annotations
 
 import logging
+import uuid
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -110,11 +111,16 @@ async def status_callback(
     if not sid or not status:
         raise InvalidInput("A Twilio status callback carries MessageSid and MessageStatus.")
     code = str(form.get("ErrorCode") or "")
+    try:  # the row the hub sent it from, named in the callback URL it gave Twilio
+        outbox_id = uuid.UUID(request.query_params.get("outbox", ""))
+    except ValueError:
+        outbox_id = None
     await apply_status(
         session,
         sid=sid,
         status=status,
         error_code=int(code) if code.isdigit() else None,
+        outbox_id=outbox_id,
         broker=broker,
     )
     return Response(status_code=204)

@@ -304,17 +304,31 @@ async def apply_status(
     sid: str,
     status: str,
     error_code: int | None = None,
+    outbox_id: uuid.UUID | None = None,
     broker: Broker | None = None,
 ) -> str | None:
     """Apply a status callback to the text with this MessageSid; returns the hub status it
     moved to, or None when it did not move (unknown text or status, a repeat, or a status
-    that would go backwards)."""
+    that would go backwards).
+
+    A callback may come before the worker recorded the MessageSid (Twilio calls back as soon
+    as it has the text): then the row ``outbox_id`` named in the callback URL, still without
+    one, takes the MessageSid, and the worker keeps the status found when it records."""
     status = status.strip().lower()
     if status not in TWILIO_ORDER:
         log.info("sms status callback with an unknown status ignored")
         return None
     query = select(OutboxItem).where(OutboxItem.provider == PROVIDER, OutboxItem.provider_id == sid)
     item = (await session.exec(query.with_for_update())).first()
+    if item is None and outbox_id is not None:
+        early = select(OutboxItem).where(
+            OutboxItem.id == outbox_id,
+            OutboxItem.channel == "sms",
+            col(OutboxItem.provider_id).is_(None),
+        )
+        item = (await session.exec(early.with_for_update())).first()
+        if item is not None:
+            item.provider, item.provider_id = PROVIDER, sid
     if item is None:
         log.warning("sms status callback for a MessageSid the outbox does not know")
         return None

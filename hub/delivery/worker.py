@@ -222,6 +222,7 @@ async def apply_outcomes(
     current = {row.id: row for row in (await connection.execute(CURRENT, ids)).all()}
     changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     more: list[uuid.UUID] = []
+    failed_now: set[uuid.UUID] = set()  # not those a status callback failed already
     for outcome in outcomes:
         row = current.get(outcome.item_id)
         if row is None:
@@ -229,6 +230,8 @@ async def apply_outcomes(
         change = outcome_columns(row.status, row.attempts, outcome, now)
         changes.setdefault(tuple(sorted(change)), []).append({"row_id": row.id, **change})
         status = change.get("status", row.status)
+        if status == "permanent-failure" and row.status != "permanent-failure":
+            failed_now.add(row.id)
         if row.message_id or row.notice_id or status == "permanent-failure":
             more.append(row.id)
     for columns, values in changes.items():
@@ -244,7 +247,7 @@ async def apply_outcomes(
         await session.exec(select(Notice).where(col(Notice.id).in_(notice_ids)))
     for item in sorted(items, key=lambda i: more.index(i.id)):
         await show_on_message(session, item)
-        if item.status == "permanent-failure":
+        if item.id in failed_now:
             await fall_back(session, item, broker=broker)
 
 
@@ -278,9 +281,9 @@ def outcome_columns(
         # A callback (or a posted letter) may have written the final status already.
         if not (report.status == "sending" and status != "sending"):
             change["status"] = report.status
+            change["last_error"] = report.detail
         change["provider"] = report.provider
         change["provider_id"] = report.provider_id
-        change["last_error"] = report.detail
     elif attempts + 1 >= MAX_ATTEMPTS:
         change["status"] = "technical-failure"
         change["last_error"] = outcome.error

@@ -88,9 +88,11 @@ async def test_a_reply_by_text_reaches_twilio_with_number_body_and_status_callba
         "To": PHONE,
         "From": twilio.from_number,
         "Body": "Uw aanvraag is binnen. Wij beslissen vóór 1 mei €",
-        "StatusCallback": f"{PUBLIC_URL}/api/sms/status",
+        "StatusCallback": request.form["StatusCallback"],
     }
     [item] = await outbox(database, case)
+    # The callback URL names the outbox row: a status may come before the MessageSid is kept.
+    assert request.form["StatusCallback"] == f"{PUBLIC_URL}/api/sms/status?outbox={item.id}"
     assert item.status == "sending"  # accepted; the final status comes by callback
     assert item.provider == "twilio"
     assert item.provider_id is not None and item.provider_id.startswith("SM")
