@@ -7,7 +7,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -112,7 +114,8 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
-        title = {404: "Not found", 405: "Method not allowed"}.get(error.status_code, "Error")
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed"}
+        title = titles.get(error.status_code, "Error")
         response = problem(
             error.status_code,
             title,
@@ -120,9 +123,19 @@ def install_problem_handlers(app: FastAPI) -> None:
             title.lower().replace(" ", "-"),
             request.url.path,
         )
-        # A 405 names the methods the path takes (Allow), as RFC 9110 asks.
         response.headers.update(error.headers or {})
+        if error.status_code == 405:
+            # Allow names every method the path takes (RFC 9110), not only one route's.
+            response.headers["Allow"] = ", ".join(allowed_methods(request))
         return response
+
+
+def allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in iter_route_contexts(request.app.routes):
+        if route.path and route.methods and compile_path(route.path)[0].match(request.url.path):
+            methods |= route.methods
+    return sorted(methods)
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {
@@ -141,9 +154,12 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 # The refusals any operation may give besides its own answers, and when.
 COMMON_REFUSALS = {
+    "400": "The body cannot be read as its Content-Type says (not UTF-8, not a form).",
     "401": "No credential, or one that is not valid (anymore).",
     "403": "The credential is valid, but not for this.",
     "404": "Nothing by that name, or nothing the caller may see.",
+    "409": "What it acts on is not in a state that allows this now, or a request with the "
+    "same Idempotency-Key is still running.",
     "413": "The body is larger than the hub takes.",
     "422": "The request does not match what this operation takes.",
     "429": "Too many requests from this agency key; Retry-After says when to try again.",
@@ -153,8 +169,9 @@ COMMON_REFUSALS = {
 def describe_problems(app: FastAPI) -> None:
     """The API description says what the hub answers when it refuses: every error answer is
     problem details (``application/problem+json``, not FastAPI's default), and each operation
-    lists the refusals it can give — 401 and 403 where it takes a credential, 404 where its
-    path names something, 413 and 422 where it takes input, 429 where an agency key may call."""
+    lists the refusals it can give — 401 and 403 where it takes a credential, 404 where it
+    names something by id, 409 where it changes something, 400, 413 and 422 where it takes
+    input, 429 where an agency key may call."""
     build = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -164,24 +181,28 @@ def describe_problems(app: FastAPI) -> None:
                 PROBLEM_SCHEMA
             )
             for item in document.get("paths", {}).values():
-                for operation in item.values():
-                    _add_refusals(operation)
+                for method, operation in item.items():
+                    _add_refusals(document, method, operation)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _add_refusals(operation: dict[str, Any]) -> None:
+def _add_refusals(document: dict[str, Any], method: str, operation: dict[str, Any]) -> None:
     responses: dict[str, Any] = operation.setdefault("responses", {})
     schemes = {name for requirement in operation.get("security", []) for name in requirement}
     parameters = operation.get("parameters", [])
     refusals = set()
     if schemes:
         refusals |= {"401", "403"}
-    if any(parameter.get("in") == "path" for parameter in parameters):
+    if any(parameter.get("in") == "path" for parameter in parameters) or _names_by_id(
+        document, operation
+    ):
         refusals.add("404")
+    if method in ("post", "put", "patch", "delete"):
+        refusals.add("409")
     if "requestBody" in operation:
-        refusals |= {"413", "422"}
+        refusals |= {"400", "413", "422"}
     if parameters:
         refusals.add("422")
     if "agencyKey" in schemes:
@@ -192,3 +213,23 @@ def _add_refusals(operation: dict[str, Any]) -> None:
     for status, response in responses.items():
         if status.startswith(("4", "5")):
             response["content"] = problem_content
+
+
+def _names_by_id(document: dict[str, Any], operation: dict[str, Any]) -> bool:
+    """Whether a query parameter or the body names something by its id (a UUID)."""
+    named: Any = [p for p in operation.get("parameters", []) if p.get("in") == "query"]
+    named.append(operation.get("requestBody", {}))
+    seen: set[str] = set()
+    while named:
+        node = named.pop()
+        if isinstance(node, list):
+            named.extend(node)
+        elif isinstance(node, dict):
+            if node.get("format") == "uuid":
+                return True
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref not in seen:
+                seen.add(ref)
+                named.append(document["components"]["schemas"][ref.rsplit("/", 1)[-1]])
+            named.extend(node.values())
+    return False
