@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -35,6 +36,7 @@ from hub.config import Settings
 from hub.dependencies import SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotAuthenticated, NotFound, problem_response
 from hub.models import Agency, LoginSession, Party
+from hub.ratelimit.logins import citizen_address, staff_address, take_login_try
 
 router = APIRouter(prefix="/api", tags=["auth"])
 
@@ -64,24 +66,31 @@ def _session_response(login: LoginSession, token: str, settings: Settings) -> JS
     "/auth/citizen/code",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CodeRequested,
-    responses={429: {"description": "Too many codes asked for this address (Retry-After)."}},
+    responses={
+        429: {"description": "Too many codes asked for this address or from here (Retry-After)."}
+    },
 )
 async def ask_login_code(
     body: CodeRequest, request: Request, session: SessionDep, settings: SettingsDep
-) -> CodeRequested | JSONResponse:
+) -> CodeRequested:
     """Send a one-time login code to a verified address. The answer does not say whether
-    the address is known."""
-    try:
+    the address is known, and neither does its rate limit: it counts every address."""
+    await take_login_try(request, purpose="code", address=citizen_address(body.address))
+    # Only a known address can have had too many codes: answered as an unknown one would be.
+    with contextlib.suppress(CodeRequestsExhausted):
         await request_login_code(session, email_or_phone=body.address, settings=settings)
-    except CodeRequestsExhausted as error:
-        return problem_response(request, error)
     return CodeRequested()
 
 
-@router.post("/auth/citizen/session", response_model=SessionCreated)
+@router.post(
+    "/auth/citizen/session",
+    response_model=SessionCreated,
+    responses={429: {"description": "Too many tries for this address or from here."}},
+)
 async def log_in_with_code(
     body: CodeLogin, request: Request, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
+    await take_login_try(request, purpose="login", address=citizen_address(body.address))
     try:
         login, token = await verify_login_code(
             session, email_or_phone=body.address, code=body.code, settings=settings
@@ -92,10 +101,15 @@ async def log_in_with_code(
     return _session_response(login, token, settings)
 
 
-@router.post("/auth/staff/session", response_model=SessionCreated)
+@router.post(
+    "/auth/staff/session",
+    response_model=SessionCreated,
+    responses={429: {"description": "Too many tries for this address or from here."}},
+)
 async def log_in_staff(
-    body: StaffLogin, session: SessionDep, settings: SettingsDep
+    body: StaffLogin, request: Request, session: SessionDep, settings: SettingsDep
 ) -> JSONResponse:
+    await take_login_try(request, purpose="login", address=staff_address(body.email))
     login, token = await login_staff(
         session,
         email=body.email,

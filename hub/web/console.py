@@ -43,6 +43,7 @@ from hub.messages.segments import MAX_SEGMENTS, count_segments
 from hub.messages.service import address_for, last_citizen_channel, post_message, reply
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, Message, Party, StaffMember, Team
+from hub.ratelimit.logins import staff_address, take_login_try
 from hub.web.i18n import Language, mark
 from hub.web.pages import (
     PageViewer,
@@ -162,6 +163,8 @@ async def staff_log_in(request: Request, session: SessionDep, settings: Settings
     fields = await posted_form(request, settings)
     next_page = local_path(fields.get("next"), CONSOLE)
     email = fields.get("email", "").strip()[:320]
+    # Too many tries: the error page (429), before the password is looked at.
+    await take_login_try(request, purpose="login", address=staff_address(email))
     try:
         _, token = await login_staff(
             session,

@@ -40,6 +40,7 @@ from hub.errors import InvalidInput, NotAuthenticated
 from hub.messages.service import mark_case_read
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, DigitalAddress, Party, StaffMember
+from hub.ratelimit.logins import LoginsExhausted, citizen_address, take_login_try
 from hub.web.chat import case_chat
 from hub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, mark
 from hub.web.pages import (
@@ -130,11 +131,17 @@ async def ask_code(request: Request, session: SessionDep, settings: SettingsDep)
     next_page = local_path(fields.get("next"), MY_CASES)
     address = fields.get("address", "").strip()[:200]
     try:
+        await take_login_try(request, purpose="code", address=citizen_address(address))
         await request_login_code(session, email_or_phone=address, settings=settings)
-    except CodeRequestsExhausted:
-        return _login_page(
+    except LoginsExhausted as exhausted:
+        page = _login_page(
             request, next_page=next_page, error=TOO_MANY_CODES, address=address, status_code=429
         )
+        page.headers["Retry-After"] = str(exhausted.retry_after)
+        return page
+    except CodeRequestsExhausted:
+        # Only a known address can have had too many codes: answered as an unknown one.
+        return _code_page(request, next_page=next_page, address=address)
     except InvalidInput:
         return _login_page(
             request, next_page=next_page, error=ADDRESS_INVALID, address=address, status_code=422
@@ -150,6 +157,8 @@ async def log_in(request: Request, session: SessionDep, settings: SettingsDep) -
     next_page = local_path(fields.get("next"), MY_CASES)
     address = fields.get("address", "").strip()[:200]
     code = "".join(fields.get("code", "").split())[:20]
+    # Too many tries: the error page (429), before the code is looked at.
+    await take_login_try(request, purpose="login", address=citizen_address(address))
     try:
         login, token = await verify_login_code(
             session, email_or_phone=address, code=code, settings=settings
