@@ -13,6 +13,7 @@ from typing import Literal
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.access.chain import append_entry, pseudonym
 from hub.db import utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import Actor
@@ -160,6 +161,9 @@ async def record_access(
     A citizen reading their own data is not logged (it is not an access by someone else);
     a representative's read is. Staff and agency reads of a case are logged under the
     journey's processing activity (``activity_code``), looked up in the reader's register.
+
+    The entry is chained and written at once; when it cannot be, this raises
+    :class:`~hub.access.chain.AccessLogUnavailable` (503) and the read must not be answered.
     """
     if viewer.kind == "citizen" and viewer.party_id == party_id:
         return None
@@ -172,6 +176,7 @@ async def record_access(
         )
     entry = AccessLogEntry(
         party_id=party_id,
+        subject=pseudonym(party_id),
         actor_kind="representative" if viewer.kind == "citizen" else viewer.kind,
         actor_id=viewer.id,
         actor_name=viewer.name,
@@ -183,8 +188,7 @@ async def record_access(
         # A socket's viewer has none of its own: the id of the request that opened it.
         request_id=viewer.request_id or request_id_var.get(),
     )
-    session.add(entry)
-    return entry
+    return await append_entry(session, entry)
 
 
 def visible_agency_filter(agency_id: str) -> object:
