@@ -13,6 +13,7 @@ from channels.devoutbox.adapter import DevOutboxAdapter
 from channels.email import wiring as email_wiring
 from channels.letter import wiring as letter_wiring
 from channels.sms import wiring as sms_wiring
+from hub.access import chain as access_chain
 from hub.config import Settings, get_settings
 from hub.db import Database
 from hub.delivery.worker import Worker
@@ -42,6 +43,7 @@ def build_adapters(settings: Settings, database: Database) -> AdapterRegistry:
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    access_chain.use_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
