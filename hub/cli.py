@@ -821,3 +821,44 @@ def resume_notices(
         return await run_here(database, settings, catalog, job_id, progress=progress)
 
     _run_notice_job(settings, work, title=f"job {job_id}")
+
+
+access_log_app = typer.Typer(
+    help="The access log: who read or changed a citizen's data.", no_args_is_help=True
+)
+app.add_typer(access_log_app, name="access-log")
+
+
+@access_log_app.command("verify")
+def verify_access_log() -> None:
+    """Check the access log's hash chain from its first entry. Exit code 0 when every entry is
+    in place and unchanged; 1 at the first that is not, naming it and why."""
+    from hub.access.chain import verify_chain
+
+    settings = load_settings()
+
+    def progress(checked: int, total: int) -> None:
+        if checked < total:
+            typer.echo(f"checked {checked} of {total} entries…", err=True)
+
+    async def main() -> Any:
+        database = Database(settings.database_url)
+        try:
+            return await verify_chain(database, progress=progress)
+        finally:
+            await database.dispose()
+
+    try:
+        report = asyncio.run(main())
+    except (OSError, DBAPIError) as error:
+        fail(_database_problem(settings, error), UNUSABLE)
+    if report.broken is None:
+        typer.echo(f"{report.checked} entries checked, all OK. Last hash: {report.head_hash}")
+        return
+    broken = report.broken
+    typer.echo(
+        f"The access log is broken at entry {broken.seq} (id {broken.entry_id}): "
+        f"{broken.reason}. The {report.checked} entries before it are OK.",
+        err=True,
+    )
+    raise typer.Exit(UNUSABLE)
