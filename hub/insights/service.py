@@ -1,9 +1,10 @@
 """The insights report: an agency's figures per journey over a period, counted by the database.
 
-Every figure is an aggregate query (SQLite and PostgreSQL alike) over an index: cases by
-agency and opening time, open cases by agency, messages by case, notices by agency and
-time. Only small groups come back to Python — a day, a stage, a channel — where the
-journey's calendar (working days, public holidays) decides what the norm was.
+The period's case and channel figures add up over its days: a completed day's come from the
+figures kept for it (hub/insights/rollup.py) while they still match the day's rows, every
+other day's are counted from the rows (hub/insights/days.py) — the same numbers either way.
+The stages of the open cases and the notices are counted from the rows on every request,
+through indexes: open cases by agency, notices by agency and time.
 
 The period is a range of local days (the hub's time zone), both ends included. Case figures
 count the cases *opened* in the period, a cohort: its lead times, contacts and switches.
@@ -22,6 +23,8 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.clock import start_of_local_day
+from hub.insights.days import CLOSED, Cohort, DayFigures, Waits, figures_from_rows
+from hub.insights.rollup import fresh_days, kept_figures
 from hub.insights.schemas import (
     ChannelWeek,
     FirstResponse,
@@ -30,23 +33,16 @@ from hub.insights.schemas import (
     NoticeFigures,
     StageNow,
 )
-from hub.models import Case, Message, Notice
-from journeys.calendar import add_duration
+from hub.models import Case, Notice
 from journeys.catalog import Catalog, UnknownJourney
 from journeys.model import ANY_AGENCY, JourneyDefinition
 
 CASES = Case.metadata.tables["case"]
-MESSAGES = Message.metadata.tables["message"]
 NOTICES = Notice.metadata.tables["notice"]
 
 MAX_PERIOD_DAYS = 366
 DEFAULT_PERIOD_DAYS = 28
 SENT = ("sending", "delivered", "permanent-failure", "temporary-failure", "technical-failure")
-CONTACT_DIRECTIONS = ("inbound", "outbound")
-# Written into the SQL as they are, not as parameters, so that PostgreSQL's plan for a
-# prepared statement can use the partial indexes on open cases and inbound messages.
-CLOSED: ColumnElement[str] = sa.literal_column("'closed'")
-INBOUND: ColumnElement[str] = sa.literal_column("'inbound'")
 
 
 @dataclass(frozen=True)
@@ -67,6 +63,9 @@ class Period:
             start_of_local_day(self.last + dt.timedelta(days=1), timezone),
         )
 
+    def days(self) -> list[dt.date]:
+        return [self.first + dt.timedelta(days=n) for n in range((self.last - self.first).days + 1)]
+
     def weeks(self) -> list[dt.date]:
         """The Mondays of the weeks the period touches."""
         monday = self.first - dt.timedelta(days=self.first.weekday())
@@ -80,12 +79,6 @@ class Period:
 def journeys_of_agency(catalog: Catalog, agency_id: str) -> list[JourneyDefinition]:
     """The journeys whose cases the agency owns: its own, and general questions."""
     return [d for d in catalog.all() if d.agency in (agency_id, ANY_AGENCY)]
-
-
-def _seconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
-    if dialect == "postgresql":
-        return sa.func.extract("epoch", later - earlier)
-    return (sa.func.julianday(later) - sa.func.julianday(earlier)) * 86400.0
 
 
 async def _rows(session: AsyncSession, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
@@ -109,16 +102,11 @@ async def agency_insights(
 ) -> Insights:
     """The agency's figures over ``period``, per journey (only ``journey_id`` when given).
 
-    Lead time runs from the day a case started to the day it was decided, as the journey
-    engine dated them; a case finished within the norm when it was decided on or before the
-    start day plus the journey's service norm (moved to a working day), extensions and
-    suspensions not counted. Contacts are messages between citizen and government (internal
-    notes are not); a channel switch is a citizen's message on another channel than their
-    message before on the same case.
+    What each case figure means: :func:`hub.insights.days.figures_from_rows`. Stages now
+    count every open case; a case's days in its stage run to ``today``.
     """
     start, end = period.bounds(timezone)
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # A prepared statement's generic plan knows neither the agency nor the period, and
         # reads whole tables; planned for the values at hand, the queries use the indexes.
         # An index page costs about what a table page does once both are cached (the
@@ -126,41 +114,28 @@ async def agency_insights(
         connection = await session.connection()
         await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
         await connection.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
-    c, m = CASES.c, MESSAGES.c
-    cohort: list[ColumnElement[bool]] = [
-        c.agency_id == agency_id,
-        c.created_at >= start,
-        c.created_at < end,
-    ]
-    if journey_id is not None:
-        cohort.append(c.journey_id == journey_id)
-
-    started = c.state["started_on"].as_string()
-    decided = c.state["decided_on"].as_string()
-    lifetimes = await _rows(
-        session,
-        sa.select(c.journey_id, c.journey_version, started, decided, sa.func.count())
-        .where(*cohort)
-        .group_by(c.journey_id, c.journey_version, started, decided),
+    days = period.days()
+    # Today's figures are still changing: always counted from the rows.
+    fresh = await fresh_days(
+        session, agency_id=agency_id, days=[d for d in days if d < today], timezone=timezone
     )
-    opened: dict[str, int] = defaultdict(int)
-    closed: dict[str, int] = defaultdict(int)
-    within: dict[str, int] = defaultdict(int)
-    lead_days: dict[str, int] = defaultdict(int)
-    for journey, version, started_on, decided_on, count in lifetimes:
-        opened[journey] += count
-        if decided_on is None or started_on is None:
-            continue
-        first, last = dt.date.fromisoformat(started_on), dt.date.fromisoformat(decided_on)
-        closed[journey] += count
-        lead_days[journey] += (last - first).days * count
-        try:
-            norm = catalog.get(journey, version).service_norm
-        except UnknownJourney:
-            continue
-        if last <= add_duration(first, norm):
-            within[journey] += count
+    figures = await kept_figures(session, agency_id=agency_id, fresh=fresh, journey_id=journey_id)
+    figures.add(
+        await figures_from_rows(
+            session,
+            catalog=catalog,
+            agency_id=agency_id,
+            cohort_days=[d for d in days if d not in fresh.cohort],
+            mix_days=[d for d in days if d not in fresh.mix],
+            timezone=timezone,
+            journey_id=journey_id,
+        )
+    )
+    cohorts: dict[str, Cohort] = defaultdict(Cohort)
+    for (_, journey), cohort in figures.cohort.items():
+        cohorts[journey].add(cohort)
 
+    c = CASES.c
     entered = c.state["stage_entered_on"].as_string()
     open_filter = [c.agency_id == agency_id, c.status != CLOSED]
     if journey_id is not None:
@@ -173,72 +148,15 @@ async def agency_insights(
     )
     in_stage: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for journey, stage, entered_on, count in stages_now:
-        days = (today - dt.date.fromisoformat(entered_on)).days if entered_on else 0
-        tally = in_stage[journey][stage]
-        tally[0] += count
-        tally[1] += days * count
+        waited = (today - dt.date.fromisoformat(entered_on)).days if entered_on else 0
+        counted = in_stage[journey][stage]
+        counted[0] += count
+        counted[1] += waited * count
 
-    per_case = (
-        sa.select(
-            c.journey_id,
-            c.status,
-            sa.func.count(m.id).label("contacts"),
-            sa.func.coalesce(sa.func.sum(sa.case((m.direction == INBOUND, 1), else_=0)), 0).label(
-                "inbound"
-            ),
-        )
-        .select_from(
-            CASES.outerjoin(
-                MESSAGES, sa.and_(m.case_id == c.id, m.direction.in_(CONTACT_DIRECTIONS))
-            )
-        )
-        .where(*cohort)
-        .group_by(c.id, c.journey_id, c.status)
-        .subquery()
-    )
-    contact_rows = await _rows(
-        session,
-        sa.select(
-            per_case.c.journey_id,
-            sa.func.sum(per_case.c.contacts),
-            sa.func.sum(
-                sa.case(
-                    (sa.and_(per_case.c.status == "closed", per_case.c.inbound <= 1), 1), else_=0
-                )
-            ),
-        ).group_by(per_case.c.journey_id),
-    )
-    contacts: dict[str, int] = {}
-    resolved: dict[str, int] = {}
-    for journey, total, first_contact in contact_rows:
-        contacts[journey], resolved[journey] = int(total or 0), int(first_contact or 0)
-
-    inbound = (
-        sa.select(
-            c.journey_id,
-            m.channel,
-            sa.func.lag(m.channel)
-            .over(partition_by=m.case_id, order_by=(m.created_at, m.id))
-            .label("before"),
-        )
-        .select_from(MESSAGES.join(CASES, c.id == m.case_id))
-        .where(*cohort, m.direction == INBOUND)
-        .subquery()
-    )
-    switch_rows = await _rows(
-        session,
-        sa.select(inbound.c.journey_id, sa.func.count())
-        .where(inbound.c.before.is_not(None), inbound.c.before != inbound.c.channel)
-        .group_by(inbound.c.journey_id),
-    )
-    switches = {journey: int(count) for journey, count in switch_rows}
-
-    first_response = await _first_response(session, cohort, dialect)
-    channel_mix = await _channel_mix(session, agency_id, journey_id, period, timezone)
     notices = await _notices(session, agency_id, journey_id, start, end)
 
     definitions = {d.id: d for d in journeys_of_agency(catalog, agency_id)}
-    for journey in {*opened, *in_stage}:
+    for journey in {*cohorts, *in_stage}:
         if journey not in definitions:
             try:
                 definitions[journey] = catalog.get(journey)
@@ -246,7 +164,7 @@ async def agency_insights(
                 continue
     if journey_id is not None:
         definitions = {k: v for k, v in definitions.items() if k == journey_id}
-    figures = []
+    figures_of_journeys = []
     for journey, definition in sorted(definitions.items()):
         stage_order = [s.id for s in definition.stages]
         tallies = in_stage.get(journey, {})
@@ -262,8 +180,8 @@ async def agency_insights(
         ]
         occupied = [s for s in stage_list if s.cases]
         slowest = max(occupied, key=lambda s: s.mean_days_in_stage) if occupied else None
-        count_opened = opened.get(journey, 0)
-        figures.append(
+        cohort = cohorts.get(journey, Cohort())
+        figures_of_journeys.append(
             JourneyFigures(
                 journey=journey,
                 title=definition.title.en,
@@ -272,19 +190,19 @@ async def agency_insights(
                 done_by=definition.done_by,
                 service_norm_days=definition.service_norm.days,
                 service_norm_unit=definition.service_norm.unit,
-                cases_opened=count_opened,
+                cases_opened=cohort.opened,
                 open_now=sum(s.cases for s in stage_list),
                 stages_now=stage_list,
                 slowest_stage=slowest.stage if slowest else None,
-                closed=closed.get(journey, 0),
-                closed_within_norm=within.get(journey, 0),
-                mean_lead_days=_ratio(lead_days.get(journey, 0), closed.get(journey, 0)),
-                contacts=contacts.get(journey, 0),
-                contacts_per_case=_ratio(contacts.get(journey, 0), count_opened),
-                channel_switches=switches.get(journey, 0),
-                switches_per_case=_ratio(switches.get(journey, 0), count_opened),
-                first_contact_resolved=resolved.get(journey, 0),
-                first_contact_resolution=_ratio(resolved.get(journey, 0), closed.get(journey, 0)),
+                closed=cohort.closed,
+                closed_within_norm=cohort.within_norm,
+                mean_lead_days=_ratio(cohort.lead_days, cohort.closed),
+                contacts=cohort.contacts,
+                contacts_per_case=_ratio(cohort.contacts, cohort.opened),
+                channel_switches=cohort.switches,
+                switches_per_case=_ratio(cohort.switches, cohort.opened),
+                first_contact_resolved=cohort.first_contact_resolved,
+                first_contact_resolution=_ratio(cohort.first_contact_resolved, cohort.closed),
             )
         )
     return Insights(
@@ -292,124 +210,43 @@ async def agency_insights(
         journey=journey_id,
         period_from=period.first,
         period_to=period.last,
-        journeys=figures,
-        first_response=first_response,
-        channel_mix=channel_mix,
+        journeys=figures_of_journeys,
+        first_response=_first_response(figures),
+        channel_mix=_channel_mix(figures, period),
         notices=notices,
     )
 
 
-async def _first_response(
-    session: AsyncSession, cohort: list[ColumnElement[bool]], dialect: str
-) -> list[FirstResponse]:
+def _first_response(figures: DayFigures) -> list[FirstResponse]:
     """Per channel of the citizen's first message on a case: how many were answered by
     staff (on any channel) and the mean time until the first answer."""
-    c, m = CASES.c, MESSAGES.c
-    firsts = (
-        sa.select(
-            m.case_id,
-            m.channel,
-            m.created_at,
-            sa.func.row_number()
-            .over(partition_by=m.case_id, order_by=(m.created_at, m.id))
-            .label("n"),
-        )
-        .select_from(MESSAGES.join(CASES, c.id == m.case_id))
-        .where(*cohort, m.direction == INBOUND)
-        .subquery()
-    )
-    reply = MESSAGES.alias("reply")
-    # Joined and grouped rather than a subquery per row: PostgreSQL would run that once for
-    # every aggregate that reads it.
-    answers = (
-        sa.select(
-            firsts.c.channel,
-            firsts.c.created_at,
-            sa.func.min(reply.c.created_at).label("answered_at"),
-        )
-        .select_from(
-            firsts.outerjoin(
-                reply,
-                sa.and_(
-                    reply.c.case_id == firsts.c.case_id,
-                    reply.c.direction == "outbound",
-                    reply.c.author_kind == "staff",
-                    reply.c.created_at >= firsts.c.created_at,
-                ),
-            )
-        )
-        .where(firsts.c.n == 1)
-        .group_by(firsts.c.case_id, firsts.c.channel, firsts.c.created_at)
-        .subquery()
-    )
-    waited = sa.select(
-        answers.c.channel,
-        _seconds_between(answers.c.answered_at, answers.c.created_at, dialect).label("seconds"),
-    ).subquery()
-    rows = await _rows(
-        session,
-        sa.select(
-            waited.c.channel,
-            sa.func.count(),
-            sa.func.count(waited.c.seconds),
-            sa.func.avg(waited.c.seconds),
-        )
-        .group_by(waited.c.channel)
-        .order_by(waited.c.channel),
-    )
+    per_channel: dict[str, Waits] = defaultdict(Waits)
+    for (_, _, channel), waits in figures.first_response.items():
+        per_channel[channel].add(waits)
     return [
         FirstResponse(
             channel=channel,
-            cases=int(cases),
-            answered=int(answered),
-            mean_minutes=round(float(seconds) / 60, 1) if seconds is not None else None,
+            cases=waits.cases,
+            answered=waits.answered,
+            mean_minutes=round(waits.waited_ms / waits.answered / 60_000, 1)
+            if waits.answered
+            else None,
         )
-        for channel, cases, answered, seconds in rows
+        for channel, waits in sorted(per_channel.items())
     ]
 
 
-async def _channel_mix(
-    session: AsyncSession,
-    agency_id: str,
-    journey_id: str | None,
-    period: Period,
-    timezone: str,
-) -> list[ChannelWeek]:
+def _channel_mix(figures: DayFigures, period: Period) -> list[ChannelWeek]:
     """The citizens' messages in the period on the agency's cases, per local week and
-    channel. Weeks are told apart by their UTC starting moments, so the database needs no
-    time zone rules."""
-    c, m = CASES.c, MESSAGES.c
-    start, end = period.bounds(timezone)
-    weeks = period.weeks()
-    week = sa.case(
-        *(
-            (m.created_at < start_of_local_day(monday + dt.timedelta(days=7), timezone), index)
-            for index, monday in enumerate(weeks[:-1])
-        ),
-        else_=len(weeks) - 1,
-    )
-    where = [
-        m.created_at >= start,
-        m.created_at < end,
-        m.direction == INBOUND,
-        c.agency_id == agency_id,
+    channel."""
+    per_week: dict[tuple[dt.date, str], int] = defaultdict(int)
+    for (day, _, channel), messages in figures.channel_mix.items():
+        per_week[(day - dt.timedelta(days=day.weekday()), channel)] += messages
+    return [
+        ChannelWeek(week=week, channel=channel, messages=messages)
+        for (week, channel), messages in sorted(per_week.items())
+        if messages
     ]
-    if journey_id is not None:
-        where.append(c.journey_id == journey_id)
-    rows = await _rows(
-        session,
-        sa.select(week.label("week"), m.channel, sa.func.count())
-        .select_from(MESSAGES.join(CASES, c.id == m.case_id))
-        .where(*where)
-        .group_by(week, m.channel),
-    )
-    return sorted(
-        (
-            ChannelWeek(week=weeks[int(index)], channel=channel, messages=int(count))
-            for index, channel, count in rows
-        ),
-        key=lambda row: (row.week, row.channel),
-    )
 
 
 async def _notices(

@@ -1,0 +1,398 @@
+"""The insights figures of a set of local days, counted from the cases and messages.
+
+Every figure here adds up over days: a report over a period is the sum of its days, whether
+a day was counted just now (this module) or earlier and kept (hub/insights/rollup.py). The
+days are told apart in the database by the UTC moments they start and end, so the database
+needs no time zone rules.
+
+Cohort figures belong to the day a case opened and count its whole life so far: its lead
+time once decided, its contacts, switches and first answer whenever they came. The channel
+mix belongs to the day a citizen's message came.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from hub.clock import start_of_local_day
+from hub.models import Case, Message
+from journeys.calendar import add_duration
+from journeys.catalog import Catalog, UnknownJourney
+
+CASES = Case.metadata.tables["case"]
+MESSAGES = Message.metadata.tables["message"]
+
+CONTACT_DIRECTIONS = ("inbound", "outbound")
+# Written into the SQL as they are, not as parameters, so that PostgreSQL's plan for a
+# prepared statement can use the partial indexes on open cases and inbound messages.
+CLOSED: ColumnElement[str] = sa.literal_column("'closed'")
+INBOUND: ColumnElement[str] = sa.literal_column("'inbound'")
+ONE_DAY = dt.timedelta(days=1)
+
+
+@dataclass
+class Cohort:
+    """The cases of one journey opened on one day (or over several, added up)."""
+
+    opened: int = 0
+    closed: int = 0
+    within_norm: int = 0
+    lead_days: int = 0
+    contacts: int = 0
+    switches: int = 0
+    first_contact_resolved: int = 0
+
+    def add(self, other: Cohort) -> None:
+        for name in COHORT_FIELDS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+
+COHORT_FIELDS = tuple(f.name for f in fields(Cohort))
+
+
+@dataclass
+class Waits:
+    """Cases whose citizen wrote first on one channel: how many, how many staff answered,
+    and the waits until the first answer added up, in milliseconds."""
+
+    cases: int = 0
+    answered: int = 0
+    waited_ms: int = 0
+
+    def add(self, other: Waits) -> None:
+        self.cases += other.cases
+        self.answered += other.answered
+        self.waited_ms += other.waited_ms
+
+
+@dataclass
+class DayFigures:
+    """Figures keyed by day and journey (and channel); ``add`` merges another set."""
+
+    cohort: dict[tuple[dt.date, str], Cohort] = field(default_factory=dict)
+    first_response: dict[tuple[dt.date, str, str], Waits] = field(default_factory=dict)
+    channel_mix: dict[tuple[dt.date, str, str], int] = field(default_factory=dict)
+
+    def add(self, other: DayFigures) -> None:
+        for key, cohort in other.cohort.items():
+            self.cohort.setdefault(key, Cohort()).add(cohort)
+        for wkey, waits in other.first_response.items():
+            self.first_response.setdefault(wkey, Waits()).add(waits)
+        for mkey, messages in other.channel_mix.items():
+            self.channel_mix[mkey] = self.channel_mix.get(mkey, 0) + messages
+
+
+def day_table(days: Sequence[dt.date], timezone: str) -> sa.Subquery:
+    """The days as rows (n, lo, hi): the index into ``days`` and the UTC moments the local
+    day begins and the next begins. ``days`` must not be empty."""
+    stamp = CASES.c.created_at.type
+    rows = [
+        sa.select(
+            sa.literal(n, sa.Integer).label("n"),
+            sa.literal(start_of_local_day(day, timezone), stamp).label("lo"),
+            sa.literal(start_of_local_day(day + ONE_DAY, timezone), stamp).label("hi"),
+        )
+        for n, day in enumerate(days)
+    ]
+    both = rows[0] if len(rows) == 1 else sa.union_all(*rows)
+    return both.subquery("d")
+
+
+async def _rows(session: AsyncSession, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
+    connection = await session.connection()
+    return [tuple(row) for row in await connection.execute(query)]
+
+
+def _milliseconds_between(later: Any, earlier: Any, dialect: str) -> ColumnElement[Any]:
+    # Whole milliseconds, so that waits add up the same in any order and on both databases.
+    if dialect == "postgresql":
+        return sa.func.round(sa.func.extract("epoch", later - earlier) * 1000)
+    return sa.func.round((sa.func.julianday(later) - sa.func.julianday(earlier)) * 86_400_000.0)
+
+
+async def figures_from_rows(
+    session: AsyncSession,
+    *,
+    catalog: Catalog,
+    agency_id: str,
+    cohort_days: Sequence[dt.date],
+    mix_days: Sequence[dt.date],
+    timezone: str,
+    journey_id: str | None = None,
+) -> DayFigures:
+    """The agency's figures of the cases opened on ``cohort_days`` and of the citizens'
+    messages on ``mix_days`` (only ``journey_id``'s when given), counted from the rows.
+
+    Lead time runs from the day a case started to the day it was decided, as the journey
+    engine dated them; a case finished within the norm when it was decided on or before the
+    start day plus the journey's service norm (moved to a working day), extensions and
+    suspensions not counted. Contacts are messages between citizen and government (internal
+    notes are not); a channel switch is a citizen's message on another channel than their
+    message before on the same case; a case was resolved at first contact when it is closed
+    and the citizen wrote at most once.
+    """
+    figures = DayFigures()
+    if cohort_days:
+        await _cohort(session, figures, catalog, agency_id, cohort_days, timezone, journey_id)
+    if mix_days:
+        d = day_table(mix_days, timezone)
+        c, m = CASES.c, MESSAGES.c
+        where = [c.agency_id == agency_id]
+        if journey_id is not None:
+            where.append(c.journey_id == journey_id)
+        rows = await _rows(
+            session,
+            sa.select(d.c.n, c.journey_id, m.channel, sa.func.count())
+            .select_from(
+                d.join(
+                    MESSAGES,
+                    sa.and_(m.direction == INBOUND, m.created_at >= d.c.lo, m.created_at < d.c.hi),
+                ).join(CASES, c.id == m.case_id)
+            )
+            .where(*where)
+            .group_by(d.c.n, c.journey_id, m.channel),
+        )
+        for n, journey, channel, count in rows:
+            figures.channel_mix[(mix_days[n], journey, channel)] = int(count)
+    return figures
+
+
+async def _cohort(
+    session: AsyncSession,
+    figures: DayFigures,
+    catalog: Catalog,
+    agency_id: str,
+    days: Sequence[dt.date],
+    timezone: str,
+    journey_id: str | None,
+) -> None:
+    c, m = CASES.c, MESSAGES.c
+    d = day_table(days, timezone)
+    opened_on = sa.and_(
+        c.agency_id == agency_id,
+        c.created_at >= d.c.lo,
+        c.created_at < d.c.hi,
+        *([c.journey_id == journey_id] if journey_id is not None else []),
+    )
+    cohort = d.join(CASES, opened_on)
+
+    def tally(n: int, journey: str) -> Cohort:
+        return figures.cohort.setdefault((days[n], journey), Cohort())
+
+    started = c.state["started_on"].as_string()
+    decided = c.state["decided_on"].as_string()
+    lifetimes = await _rows(
+        session,
+        sa.select(d.c.n, c.journey_id, c.journey_version, started, decided, sa.func.count())
+        .select_from(cohort)
+        .group_by(d.c.n, c.journey_id, c.journey_version, started, decided),
+    )
+    for n, journey, version, started_on, decided_on, count in lifetimes:
+        counted = tally(n, journey)
+        counted.opened += count
+        if decided_on is None or started_on is None:
+            continue
+        first, last = dt.date.fromisoformat(started_on), dt.date.fromisoformat(decided_on)
+        counted.closed += count
+        counted.lead_days += (last - first).days * count
+        try:
+            norm = catalog.get(journey, version).service_norm
+        except UnknownJourney:
+            continue
+        if last <= add_duration(first, norm):
+            counted.within_norm += count
+
+    per_case = (
+        sa.select(
+            d.c.n,
+            c.journey_id,
+            c.status,
+            sa.func.count(m.id).label("contacts"),
+            sa.func.coalesce(sa.func.sum(sa.case((m.direction == INBOUND, 1), else_=0)), 0).label(
+                "inbound"
+            ),
+        )
+        .select_from(
+            cohort.outerjoin(
+                MESSAGES, sa.and_(m.case_id == c.id, m.direction.in_(CONTACT_DIRECTIONS))
+            )
+        )
+        .group_by(c.id, d.c.n, c.journey_id, c.status)
+        .subquery()
+    )
+    contact_rows = await _rows(
+        session,
+        sa.select(
+            per_case.c.n,
+            per_case.c.journey_id,
+            sa.func.sum(per_case.c.contacts),
+            sa.func.sum(
+                sa.case(
+                    (sa.and_(per_case.c.status == "closed", per_case.c.inbound <= 1), 1), else_=0
+                )
+            ),
+        ).group_by(per_case.c.n, per_case.c.journey_id),
+    )
+    for n, journey, contacts, first_contact in contact_rows:
+        counted = tally(n, journey)
+        counted.contacts += int(contacts or 0)
+        counted.first_contact_resolved += int(first_contact or 0)
+
+    inbound = (
+        sa.select(
+            d.c.n,
+            c.journey_id,
+            m.channel,
+            sa.func.lag(m.channel)
+            .over(partition_by=m.case_id, order_by=(m.created_at, m.id))
+            .label("before"),
+        )
+        .select_from(cohort.join(MESSAGES, c.id == m.case_id))
+        .where(m.direction == INBOUND)
+        .subquery()
+    )
+    switch_rows = await _rows(
+        session,
+        sa.select(inbound.c.n, inbound.c.journey_id, sa.func.count())
+        .where(inbound.c.before.is_not(None), inbound.c.before != inbound.c.channel)
+        .group_by(inbound.c.n, inbound.c.journey_id),
+    )
+    for n, journey, count in switch_rows:
+        tally(n, journey).switches += int(count)
+
+    for n, journey, channel, waits in await _first_response(session, cohort, d):
+        figures.first_response[(days[n], journey, channel)] = waits
+
+
+async def _first_response(
+    session: AsyncSession, cohort: sa.Join, d: sa.Subquery
+) -> Iterable[tuple[int, str, str, Waits]]:
+    """Per channel of the citizen's first message on a case: how many were answered by
+    staff (on any channel) and the waits until the first answer."""
+    c, m = CASES.c, MESSAGES.c
+    firsts = (
+        sa.select(
+            d.c.n,
+            c.journey_id,
+            m.case_id,
+            m.channel,
+            m.created_at,
+            sa.func.row_number()
+            .over(partition_by=m.case_id, order_by=(m.created_at, m.id))
+            .label("k"),
+        )
+        .select_from(cohort.join(MESSAGES, c.id == m.case_id))
+        .where(m.direction == INBOUND)
+        .subquery()
+    )
+    reply = MESSAGES.alias("reply")
+    # Joined and grouped rather than a subquery per row: PostgreSQL would run that once for
+    # every aggregate that reads it.
+    answers = (
+        sa.select(
+            firsts.c.n,
+            firsts.c.journey_id,
+            firsts.c.channel,
+            firsts.c.created_at,
+            sa.func.min(reply.c.created_at).label("answered_at"),
+        )
+        .select_from(
+            firsts.outerjoin(
+                reply,
+                sa.and_(
+                    reply.c.case_id == firsts.c.case_id,
+                    reply.c.direction == "outbound",
+                    reply.c.author_kind == "staff",
+                    reply.c.created_at >= firsts.c.created_at,
+                ),
+            )
+        )
+        .where(firsts.c.k == 1)
+        .group_by(
+            firsts.c.case_id, firsts.c.n, firsts.c.journey_id, firsts.c.channel, firsts.c.created_at
+        )
+        .subquery()
+    )
+    dialect = session.get_bind().dialect.name
+    waited = sa.select(
+        answers.c.n,
+        answers.c.journey_id,
+        answers.c.channel,
+        _milliseconds_between(answers.c.answered_at, answers.c.created_at, dialect).label("ms"),
+    ).subquery()
+    rows = await _rows(
+        session,
+        sa.select(
+            waited.c.n,
+            waited.c.journey_id,
+            waited.c.channel,
+            sa.func.count(),
+            sa.func.count(waited.c.ms),
+            sa.func.sum(waited.c.ms),
+        ).group_by(waited.c.n, waited.c.journey_id, waited.c.channel),
+    )
+    return [
+        (n, journey, channel, Waits(int(cases), int(answered), int(ms or 0)))
+        for n, journey, channel, cases, answered, ms in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a day's figures were counted from: the agency's cases opened that day and the sum
+    of their event counts, and every agency's messages from citizens that day."""
+
+    cases: int
+    case_events: int
+    inbound: int
+
+
+async def fingerprints(
+    session: AsyncSession, *, agency_id: str, days: Sequence[dt.date], timezone: str
+) -> dict[dt.date, Fingerprint]:
+    """The days' fingerprints as the rows stand now: read through the index of the agency's
+    cases by opening time and that of citizens' messages by time."""
+    if not days:
+        return {}
+    c, m = CASES.c, MESSAGES.c
+    d = day_table(days, timezone)
+    cases = {
+        n: (int(count), int(events or 0))
+        for n, count, events in await _rows(
+            session,
+            sa.select(d.c.n, sa.func.count(), sa.func.sum(c.last_seq))
+            .select_from(
+                d.join(
+                    CASES,
+                    sa.and_(
+                        c.agency_id == agency_id, c.created_at >= d.c.lo, c.created_at < d.c.hi
+                    ),
+                )
+            )
+            .group_by(d.c.n),
+        )
+    }
+    inbound: dict[int, int] = defaultdict(int)
+    for n, count in await _rows(
+        session,
+        sa.select(d.c.n, sa.func.count())
+        .select_from(
+            d.join(
+                MESSAGES,
+                sa.and_(m.direction == INBOUND, m.created_at >= d.c.lo, m.created_at < d.c.hi),
+            )
+        )
+        .group_by(d.c.n),
+    ):
+        inbound[n] = int(count)
+    return {
+        day: Fingerprint(*cases.get(n, (0, 0)), inbound=inbound[n]) for n, day in enumerate(days)
+    }
