@@ -116,6 +116,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     from hub.chat.routes import router as chat_router
     from hub.desk.routes import router as desk_router
     from hub.documents.routes import router as documents_router
+    from hub.export.routes import router as export_router
     from hub.health.routes import router as health_router
     from hub.insights.routes import router as insights_router
     from hub.live.routes import router as live_router
@@ -138,6 +139,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(review_router)
     app.include_router(parties_router)
     app.include_router(access_router)
+    app.include_router(export_router)
     app.include_router(email_router)
     app.include_router(sms_router)
     app.include_router(letters_router)

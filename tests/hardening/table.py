@@ -411,6 +411,15 @@ API: list[Entry] = [
     ),
     Entry("POST", "/api/me/mandates/{mandate_id}/revoke", "theirs", rightful="owner"),
     Entry("GET", "/api/me/access-log", "own"),
+    Entry(
+        "GET",
+        "/api/me/export",
+        "own",
+        rightful="owner",
+        reason="the caller's own archive; a representative gets theirs, never the represented's",
+        allowed={"rep_expired": MANDATE_RECORD, "rep_revoked": MANDATE_RECORD},
+        sees=frozenset({"owner_id", "owner_name"}),
+    ),
     # --- letters ---------------------------------------------------------------------------
     Entry("GET", "/api/print-jobs", "own"),
     Entry(
