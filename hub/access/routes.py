@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from sqlmodel import col, select
 
 from hub.auth.dependencies import CurrentCitizen
-from hub.dependencies import SessionDep
+from hub.dependencies import IsoDateTime, SessionDep
 from hub.models import AccessLogEntry, Agency, Case, ProcessingActivity
 
 router = APIRouter(prefix="/api/me", tags=["access log"])
@@ -35,7 +35,7 @@ async def my_access_log(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     before: Annotated[
-        dt.datetime | None, Query(description="Page: entries older than this.")
+        IsoDateTime | None, Query(description="Page: entries older than this.")
     ] = None,
 ) -> list[AccessLogOut]:
     """Every read or change of the citizen's data by staff, agency systems or representatives,

@@ -16,7 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.access.service import Viewer
 from hub.auth.dependencies import CurrentStaffOrAgency
 from hub.clock import local_today
-from hub.dependencies import CatalogDep, SessionDep, SettingsDep
+from hub.dependencies import CatalogDep, IsoDate, SessionDep, SettingsDep
 from hub.errors import Forbidden, InvalidInput
 from hub.insights.schemas import Insights
 from hub.insights.service import MAX_PERIOD_DAYS, Period, agency_insights
@@ -26,8 +26,8 @@ router = APIRouter(prefix="/api", tags=["insights"])
 
 AgencyParam = Annotated[str | None, Query(description="Your own agency (the default).")]
 JourneyParam = Annotated[str | None, Query(description="One journey; all by default.")]
-FromParam = Annotated[dt.date | None, Query(alias="from", description="First local day.")]
-ToParam = Annotated[dt.date | None, Query(alias="to", description="Last local day (today).")]
+FromParam = Annotated[IsoDate | None, Query(alias="from", description="First local day.")]
+ToParam = Annotated[IsoDate | None, Query(alias="to", description="Last local day (today).")]
 
 
 def own_agency(viewer: Viewer, agency: str | None) -> str:
