@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import hmac
 import secrets
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
@@ -85,7 +85,10 @@ async def ask_login_code(
 @router.post(
     "/auth/citizen/session",
     response_model=SessionCreated,
-    responses={429: {"description": "Too many tries for this address or from here."}},
+    responses={
+        401: {"description": "The code is wrong, used or expired (also for an unknown address)."},
+        429: {"description": "Too many tries for this address or from here."},
+    },
 )
 async def log_in_with_code(
     body: CodeLogin, request: Request, session: SessionDep, settings: SettingsDep
@@ -104,7 +107,10 @@ async def log_in_with_code(
 @router.post(
     "/auth/staff/session",
     response_model=SessionCreated,
-    responses={429: {"description": "Too many tries for this address or from here."}},
+    responses={
+        401: {"description": "Wrong email address, password or TOTP code: one answer for all."},
+        429: {"description": "Too many tries for this address or from here."},
+    },
 )
 async def log_in_staff(
     body: StaffLogin, request: Request, session: SessionDep, settings: SettingsDep
@@ -195,7 +201,13 @@ def _flow_signature(settings: Settings, state: str, nonce: str) -> str:
     return hmac.new(key, f"oidc:{state}.{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
-@router.get("/auth/oidc/login", status_code=status.HTTP_303_SEE_OTHER)
+OIDC_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "Login through an identity provider is not configured."},
+    503: {"description": "The identity provider cannot be reached."},
+}
+
+
+@router.get("/auth/oidc/login", status_code=status.HTTP_303_SEE_OTHER, responses=OIDC_REFUSALS)
 async def start_oidc_login(provider: IdentityProviderDep, settings: SettingsDep) -> Response:
     """Send the browser to the identity provider (only when ``HUB_OIDC_ISSUER`` is set)."""
     state, nonce = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
@@ -214,7 +226,12 @@ async def start_oidc_login(provider: IdentityProviderDep, settings: SettingsDep)
     return response
 
 
-@router.get("/auth/oidc/callback", status_code=status.HTTP_303_SEE_OTHER)
+@router.get(
+    "/auth/oidc/callback",
+    status_code=status.HTTP_303_SEE_OTHER,
+    responses=OIDC_REFUSALS
+    | {401: {"description": "The login was not started here, took too long, or failed."}},
+)
 async def finish_oidc_login(
     request: Request,
     provider: IdentityProviderDep,
