@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import APIRouter, Request, Response
@@ -77,7 +78,16 @@ async def signed_form(request: Request, settings: Settings, path: str) -> FormDa
     raise Forbidden(f"This request has {refusal}; it does not come from the hub's Twilio account.")
 
 
-@router.post(INBOUND_PATH.removeprefix("/api"), response_class=Response)
+# The webhooks take Twilio's signed form, read by hand (the signature covers every field).
+WEBHOOK_REFUSALS: dict[int | str, dict[str, Any]] = {
+    403: {"description": "No X-Twilio-Signature, or not one by the hub's Twilio account."},
+    404: {"description": "HUB_TWILIO_AUTH_TOKEN is not set: the webhooks are off."},
+    413: {"description": f"The form is larger than {MAX_WEBHOOK_BYTES} bytes."},
+    422: {"description": "The form lacks the fields Twilio always sends."},
+}
+
+
+@router.post(INBOUND_PATH.removeprefix("/api"), response_class=Response, responses=WEBHOOK_REFUSALS)
 async def inbound_text(
     request: Request, session: SessionDep, settings: SettingsDep, broker: BrokerDep
 ) -> Response:
@@ -100,7 +110,12 @@ async def inbound_text(
     return Response(EMPTY_TWIML, media_type="text/xml")
 
 
-@router.post(STATUS_PATH.removeprefix("/api"), status_code=204, response_class=Response)
+@router.post(
+    STATUS_PATH.removeprefix("/api"),
+    status_code=204,
+    response_class=Response,
+    responses=WEBHOOK_REFUSALS,
+)
 async def status_callback(
     request: Request, session: SessionDep, settings: SettingsDep, broker: BrokerDep
 ) -> Response:
