@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from jinja2 import Environment
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.chain import append_entry, pseudonym
@@ -350,7 +350,13 @@ async def _access_log(session: AsyncSession, party_id: uuid.UUID) -> AsyncIterat
         )
         .join(Agency, isouter=True, onclause=col(AccessLogEntry.agency_id) == Agency.id)
         .join(Case, isouter=True, onclause=col(AccessLogEntry.case_id) == Case.id)
-        .where(AccessLogEntry.party_id == party_id)
+        # By pseudonym too: the entries of cases past their retention term keep only that.
+        .where(
+            or_(
+                col(AccessLogEntry.party_id) == party_id,
+                col(AccessLogEntry.subject) == pseudonym(party_id),
+            )
+        )
         .order_by(col(AccessLogEntry.created_at), col(AccessLogEntry.id))
         .execution_options(yield_per=BATCH)
     )

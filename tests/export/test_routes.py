@@ -8,7 +8,8 @@ import zipfile
 from typing import Any
 
 import httpx
-from sqlmodel import select
+from sqlalchemy import update
+from sqlmodel import col, select
 
 from hub.auth.dependencies import SESSION_COOKIE
 from hub.config import Settings
@@ -211,3 +212,24 @@ async def test_the_my_data_page_offers_the_download_and_lists_it(
     assert downloaded.status_code == 200
     assert zipfile.ZipFile(io.BytesIO(downloaded.content)).testzip() is None
     assert "Heeft al uw gegevens gedownload" in (await client.get("/my-data")).text
+
+
+async def test_access_log_entries_kept_by_pseudonym_only_are_in_it(
+    client: httpx.AsyncClient, world: World, database: Database
+) -> None:
+    """Retention drops an entry's party id and keeps its pseudonym (the hash chain covers
+    that): the hub still holds the line about the citizen, so the archive has it."""
+    async with database.session() as session:
+        await session.exec(
+            update(AccessLogEntry)
+            .where(col(AccessLogEntry.party_id) == world.owner.party_id)
+            .values(party_id=None)
+        )
+    files = contents(await download(client, world.owner.token))
+    log = read_json(files, "access-log.json")
+    assert [(e["who"], e["action"]) for e in log] == [
+        ("Sanne de Wit", "read"),
+        (world.owner.secrets["name"], "export"),
+    ]
+    other = contents(await download(client, world.other.token))
+    assert world.owner.secrets["name"] not in other["access-log.json"].decode()
