@@ -6,9 +6,19 @@ result, transitions to unknown stages — live in `journeys.catalog.check_defini
 that one broken file can report all of its problems at once.
 """
 
-from typing import Annotated, Literal
+import calendar
+import datetime as dt
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 Slug = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]+(?:[-_][a-z0-9]+)*$")]
 NonBlank = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
@@ -63,6 +73,51 @@ class Duration(_Definition):
     unit: DurationUnit
 
 
+_PERIOD = re.compile(r"P(?:(\d+)Y)?(?:(\d+)M)?(?:(\d+)D)?")
+
+
+class RetentionTerm(_Definition):
+    """How long a closed case and its messages are kept after closing, written as an ISO 8601
+    period of years, months and days: ``P7Y``, ``P18M``, ``P1Y6M``, ``P90D``."""
+
+    years: int = Field(0, ge=0, le=100)
+    months: int = Field(0, ge=0)
+    days: int = Field(0, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_period(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        match = _PERIOD.fullmatch(value.strip())
+        if match is None or not any(match.groups()):
+            raise ValueError(f"{value!r} is not a period such as P7Y, P18M or P90D")
+        years, months, days = (int(part or 0) for part in match.groups())
+        return {"years": years, "months": months, "days": days}
+
+    @model_validator(mode="after")
+    def _not_zero(self) -> "RetentionTerm":
+        if not (self.years or self.months or self.days):
+            raise ValueError("a retention term must be longer than nothing")
+        return self
+
+    def before(self, moment: dt.datetime) -> dt.datetime:
+        """``moment`` less this term (the 31st becomes the month's last day): a case closed
+        before it has outlived its term at ``moment``."""
+        month_index = moment.year * 12 + moment.month - 1 - self.years * 12 - self.months
+        year, month = divmod(month_index, 12)
+        day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+        return moment.replace(year=year, month=month + 1, day=day) - dt.timedelta(days=self.days)
+
+    def __str__(self) -> str:
+        parts = ((self.years, "Y"), (self.months, "M"), (self.days, "D"))
+        return "P" + "".join(f"{n}{unit}" for n, unit in parts if n)
+
+
+# Unless a journey names its own: what the hub keeps when nobody said otherwise.
+DEFAULT_RETENTION = RetentionTerm(years=7)
+
+
 class Stage(_Definition):
     id: Slug
     name: Texts
@@ -110,6 +165,9 @@ class JourneyDefinition(_Definition):
     """The most a decision may be postponed beyond the service norm, when a law caps it
     (a permit: once, six weeks). None: no cap beyond what the agency announces."""
     citizen_response: Duration
+    retention: RetentionTerm = DEFAULT_RETENTION
+    """How long after closing a case of this journey, with its messages, is kept; then the
+    worker removes it (see hub.retention)."""
     reminders: list[Reminder] = Field(default_factory=list)
     stages: list[Stage] = Field(min_length=1)
     results: list[ResultDefinition] = Field(min_length=1)
