@@ -32,6 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import Database, UTCDateTime, utcnow
 from hub.events.fanout import Broker
+from hub.insights.rollup import roll_up_insights
 from hub.messages.service import record_fallback, route, send_to_party
 from hub.models import Case, Message, Notice, OutboxItem, Party
 from hub.notices.escalation import escalate_unread_notices
@@ -639,6 +640,7 @@ class Worker:
             grace_seconds=self.grace_seconds,
         )
         delivered += await deliver_webhooks(self.database)
+        fired += await roll_up_insights(self.database, catalog=self.catalog, timezone=self.timezone)
         if self.document_store is not None:
             fired += await process_notice_jobs(
                 self.database,
