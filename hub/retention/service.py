@@ -227,7 +227,7 @@ async def apply_retention(
 _next_run: weakref.WeakKeyDictionary[Database, float] = weakref.WeakKeyDictionary()
 
 
-async def retention_step(database: Database, *, catalog: Catalog, store: Path | None = None) -> int:
+async def retention_step(database: Database, catalog: Catalog, store: Path | None = None) -> int:
     """The worker's periodic step: :func:`apply_retention` once every ``INTERVAL_SECONDS``,
     or at once again while there was more than a call removes. Returns cases removed."""
     now = time.monotonic()

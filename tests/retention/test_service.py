@@ -183,14 +183,14 @@ async def test_the_worker_step_looks_again_only_after_its_interval(
     database: Database, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await close(database, world.question, days_ago=400)
-    assert await retention_step(database, catalog=catalog()) == 1
+    assert await retention_step(database, catalog()) == 1
 
     await close(database, world.allowance, days_ago=3000)
-    assert await retention_step(database, catalog=catalog()) == 0
+    assert await retention_step(database, catalog()) == 0
 
     monkeypatch.setattr(retention, "INTERVAL_SECONDS", 0.0)
     retention._next_run.clear()
-    assert await retention_step(database, catalog=catalog()) == 1
+    assert await retention_step(database, catalog()) == 1
     async with database.session() as session:
         left = (await session.exec(select(Case.id).order_by(col(Case.created_at)))).all()
     assert left == [world.benefit.id]
