@@ -39,6 +39,7 @@ from hub.notices.escalation import escalate_unread_notices
 from hub.notices.jobs import process_notice_jobs
 from hub.notices.service import notice_status_from_outbox, release_held_notices
 from hub.ports import AdapterRegistry, DeliveryReport, Outbound, TemporaryFailure
+from hub.retention.service import retention_step
 from hub.timers.service import fire_due_timers
 from hub.webhooks.service import notice_status_changed
 from hub.webhooks.worker import deliver_webhooks
@@ -640,6 +641,7 @@ class Worker:
             grace_seconds=self.grace_seconds,
         )
         delivered += await deliver_webhooks(self.database)
+        fired += await retention_step(self.database, self.catalog, self.document_store)
         fired += await roll_up_insights(self.database, catalog=self.catalog, timezone=self.timezone)
         if self.document_store is not None:
             fired += await process_notice_jobs(
