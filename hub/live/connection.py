@@ -69,8 +69,11 @@ from journeys.catalog import Catalog
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-WATCH_SECONDS = 1.0
-PRESENCE_REFRESH_TICKS = 5
+# How often an idle socket asks whether its session and its cases are still the viewer's:
+# a revocation (logout, an administrator's, a mandate's) ends delivery within this plus one
+# query, and every open socket pays a query or so each time (see _access).
+WATCH_SECONDS = 0.5
+PRESENCE_REFRESH_TICKS = 10  # every 5 seconds (PRESENCE_SECONDS is 15)
 REPLAY_PAGE = 500
 ALL_AUDIENCES: tuple[Audience, ...] = ("citizen", "staff")
 
@@ -426,19 +429,47 @@ class LiveConnection:
 
     async def _still_allowed(self, follow: CaseFollow) -> bool:
         """Whether the session is live and the case still the viewer's to see, read from the
-        database before anything of the case is sent: one query (two for a representative)."""
-        agency_sees = None
-        if self.viewer.kind == "staff" and self.viewer.agency_id is not None:
-            agency_sees = (self.viewer.agency_id, follow.case_id)
+        database before anything of the case is sent."""
 
-        async def check(connection: AsyncConnection) -> str:
-            if not await session_is_live(connection, self.session_id, agency_sees=agency_sees):
-                # Which of the two failed is asked only then, not on every delivery.
-                live = agency_sees is not None and await session_is_live(
-                    connection, self.session_id
-                )
-                return "forbidden" if live else "revoked"
-            if follow.representing:
+        async def check(connection: AsyncConnection) -> list[CaseFollow] | None:
+            return await self._access(connection, [follow])
+
+        lost = await self._read_connection(check)
+        if lost is None:
+            await self.close(Close.REVOKED, "session ended")
+            return False
+        if lost:
+            await self._lose_access(follow)
+            return False
+        return True
+
+    async def _access(
+        self, connection: AsyncConnection, follows: list[CaseFollow]
+    ) -> list[CaseFollow] | None:
+        """Those of ``follows`` whose case the viewer may no longer see; None when the session
+        ended (revoked, expired, the staff member deactivated).
+
+        One query for the session, and one for each follow that can lose access: staff's
+        (does their agency still take part?), which asks after the session too, and a
+        representative's (does the mandate still hold?). A citizen's own case stays theirs,
+        so a citizen costs one query however many cases they follow.
+        """
+        agency_id = self.viewer.agency_id if self.viewer.kind == "staff" else None
+        if (agency_id is None or not follows) and not await session_is_live(
+            connection, self.session_id
+        ):
+            return None
+        lost = []
+        for follow in follows:
+            if agency_id is not None:
+                sees = (agency_id, follow.case_id)
+                if await session_is_live(connection, self.session_id, agency_sees=sees):
+                    continue
+                # Which of the two failed is asked only then, not on every check.
+                if not await session_is_live(connection, self.session_id):
+                    return None
+                lost.append(follow)
+            elif follow.representing:
                 assert self.viewer.party_id is not None
                 async with AsyncSession(bind=connection) as session:
                     mandate = await active_mandate(
@@ -447,19 +478,14 @@ class LiveConnection:
                         party_id=follow.party_id,
                         journey_id=follow.journey_id,
                     )
-                return "ok" if mandate is not None else "forbidden"
-            return "ok"
-
-        outcome = await self._read_connection(check)
-        if outcome == "revoked":
-            await self.close(Close.REVOKED, "session ended")
-        elif outcome == "forbidden":
-            await self._lose_access(follow)
-        return outcome == "ok"
+                if mandate is None:
+                    lost.append(follow)
+        return lost
 
     async def _watch(self) -> None:
-        """At least every second: end the socket when the session ended, and each follow whose
-        case the viewer may no longer see; keep the citizen's presence fresh."""
+        """Every :data:`WATCH_SECONDS`: end the socket when the session ended, and each follow
+        whose case the viewer may no longer see (see :meth:`_access` for what it costs); keep
+        the citizen's presence fresh."""
         ticks = 0
         failing = False
         while not self.closed:
@@ -470,23 +496,14 @@ class LiveConnection:
             follows = list(self.follows.values())
 
             async def check(
-                session: AsyncSession, follows: list[CaseFollow] = follows
+                connection: AsyncConnection, follows: list[CaseFollow] = follows
             ) -> list[CaseFollow] | None:
-                viewer = await session_viewer(session, self.session_id)
-                if viewer is None:
-                    return None
-                lost = []
-                for follow in follows:
-                    try:
-                        await case_for_viewer(session, viewer, follow.case_id)
-                    except NotFound:
-                        lost.append(follow)
-                return lost
+                return await self._access(connection, follows)
 
             try:
-                lost = await self._read(check)
+                lost = await self._read_connection(check)
             except Exception as error:
-                # Tried again next second (a dropped connection is replaced by then); a
+                # Tried again at the next tick (a dropped connection is replaced by then); a
                 # delivery meanwhile is checked on its own.
                 if not failing:
                     log.warning("The live session check failed (%s)", type(error).__name__)
