@@ -16,7 +16,10 @@ from sqlmodel import col, func, select
 
 from hub.access.chain import pseudonym, verify_chain
 from hub.access.service import Viewer, record_access
+from hub.app import build_adapters
+from hub.config import Settings
 from hub.db import Database, utcnow
+from hub.delivery.worker import Worker
 from hub.documents.service import write_file
 from hub.models import (
     AccessLogEntry,
@@ -194,3 +197,21 @@ async def test_the_worker_step_looks_again_only_after_its_interval(
     async with database.session() as session:
         left = (await session.exec(select(Case.id).order_by(col(Case.created_at)))).all()
     assert left == [world.benefit.id]
+
+
+async def test_the_delivery_workers_round_removes_an_expired_case(
+    database: Database, world: World, settings: Settings
+) -> None:
+    await close(database, world.question, days_ago=400)
+    worker = Worker(
+        database=database,
+        adapters=build_adapters(settings, database),
+        catalog=catalog(),
+        broker=None,
+        timezone="Europe/Amsterdam",
+    )
+
+    await worker.run_once()
+
+    async with database.session() as session:
+        assert await session.get(Case, world.question.id) is None
