@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.auth.passwords import hash_password
 from hub.auth.totp import new_totp_secret
 from hub.errors import Conflict, InvalidInput, NotFound
+from hub.messages.schemas import HEADER_BREAKERS
 from hub.models import Agency, ProcessingActivity, StaffMember, Team, TeamMembership
 
 Role = Literal["agent", "supervisor", "admin"]
@@ -106,6 +107,8 @@ async def create_staff(
     is set.
     """
     agency = await get_agency(session, agency_id)
+    if HEADER_BREAKERS.search(display_name.strip()):
+        raise InvalidInput("name must be one line, without control characters, written or encoded")
     email = email.strip().lower()
     if not _EMAIL.fullmatch(email) or len(email) > 320:
         raise InvalidInput(f"{email!r} is not an email address")

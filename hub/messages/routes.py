@@ -21,6 +21,7 @@ from hub.messages.schemas import (
     MessageIn,
     MessageOut,
     PostedMessageOut,
+    checked_line,
     checked_text,
 )
 from hub.messages.service import post_message, reply
@@ -70,7 +71,7 @@ async def add_message(
     case, representing = await case_for_viewer(session, viewer, case_id, for_update=True)
     text = checked_text(body.body, what="message", limit=MAX_MESSAGE_CHARS)
     subject = (
-        checked_text(body.subject, what="subject", limit=MAX_SUBJECT_CHARS)
+        checked_line(body.subject, what="subject", limit=MAX_SUBJECT_CHARS)
         if body.subject is not None
         else None
     )

@@ -7,6 +7,7 @@ message looks the same wherever staff or citizens read it.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import uuid
 from typing import Any, Literal
 
@@ -15,6 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from hub.errors import InvalidInput
 
 MAX_MESSAGE_CHARS = 10_000
+# What may not be in a text that can reach a mail header (a subject, a name): any control
+# character or line or paragraph separator, a CR or LF written as %0d or %0a, and RFC 2047
+# encoded words, which a mail program decodes, line breaks and all.
+HEADER_BREAKERS = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]|%0[ad]|=\?[^?]*\?[bq]\?", re.I)
 MAX_SUBJECT_CHARS = 300
 # Where a staff reply may go; the thread (portal) always shows it too.
 ReplyChannel = Literal["webchat", "email", "sms", "letter", "portal"]
@@ -83,4 +88,17 @@ def checked_text(text: str, *, what: str, limit: int) -> str:
         )
     if any(ord(ch) < 32 and ch not in "\n\r\t" for ch in text):
         raise InvalidInput(f"The {what} contains control characters.")
+    return text
+
+
+def checked_line(text: str, *, what: str, limit: int) -> str:
+    """A text that may end up in a mail header, such as a subject or a name: as
+    :func:`checked_text`, and refused when it holds a line break in any form, written out
+    or encoded (:data:`HEADER_BREAKERS`)."""
+    text = checked_text(text, what=what, limit=limit)
+    if HEADER_BREAKERS.search(text):
+        raise InvalidInput(
+            f"The {what} must be one line of plain text: no line breaks or control "
+            "characters, written out or encoded."
+        )
     return text

@@ -20,6 +20,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
 from hub.errors import InvalidInput
+from hub.messages.schemas import HEADER_BREAKERS
 
 CHANNELS = ("portal", "email", "sms", "letter")
 LANGUAGES = ("nl", "en")
@@ -36,8 +37,17 @@ class Rendered:
     body: str
 
 
+SUBJECT_NOT_ONE_LINE = (
+    "a subject must be one line of plain text: no line breaks or control characters, "
+    "written out or encoded."
+)
+
+
 def check_template(*, subject: str, body: str) -> None:
-    """Refuse a subject or body that Jinja2 cannot parse, naming the part and the line."""
+    """Refuse a subject or body that Jinja2 cannot parse, naming the part and the line, and
+    a subject that is not one line of plain text (it becomes a mail's Subject header)."""
+    if HEADER_BREAKERS.search(subject):
+        raise InvalidInput(SUBJECT_NOT_ONE_LINE, part="subject")
     for part, source in (("subject", subject), ("body", body)):
         try:
             ENVIRONMENT.parse(source)
@@ -139,6 +149,8 @@ class Compiled:
             raise InvalidInput(
                 f"The template cannot be filled in: {type(problem).__name__}: {problem}"
             ) from None
+        if HEADER_BREAKERS.search(rendered_subject):
+            raise InvalidInput("The filled-in subject: " + SUBJECT_NOT_ONE_LINE, part="subject")
         one_line = " ".join(rendered_subject.split())
         if len(one_line) > MAX_SUBJECT_CHARS:
             raise InvalidInput(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 
 from sqlmodel import col, select
@@ -9,8 +10,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.db import utcnow
 from hub.errors import InvalidInput, NotFound
+from hub.messages.schemas import HEADER_BREAKERS, checked_line
 from hub.models import DigitalAddress, Party
 from hub.parties.phones import to_e164
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def bsn_is_valid(bsn: str) -> bool:
@@ -59,6 +63,10 @@ async def find_or_create_party(
 
     Addresses given by an agency system are recorded as verified: the agency vouches for them.
     """
+    # The name and address end up in the To header of the mail the party is sent.
+    name = checked_line(name, what="party's name", limit=300)
+    if email is not None and (HEADER_BREAKERS.search(email) or not _EMAIL.match(email.strip())):
+        raise InvalidInput("The party's email is not an email address.")
     party = await find_party(session, bsn=bsn, kvk_number=kvk_number)
     if party is None:
         party = Party(
