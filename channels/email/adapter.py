@@ -133,10 +133,13 @@ def envelope_address(address: str) -> str:
 def header(name: str, value: str) -> bytes:
     """One header field: plain ASCII as it is, anything else as RFC 2047 encoded words,
     folded to lines of at most 78 characters."""
-    if value.isascii() and (len(name) + len(value) <= 76 or " " not in value):
+    # Text that looks like an encoded word is encoded itself, so that a mail program decodes
+    # it to what it says, never to the line breaks it may hide.
+    plain = value.isascii() and "=?" not in value
+    if plain and (len(name) + len(value) <= 76 or " " not in value):
         # A word too long for a line is not folded before it: it stays as it is.
         return f"{name}: {value}\r\n".encode("ascii")
-    charset = "us-ascii" if value.isascii() else "utf-8"
+    charset = "us-ascii" if plain else "utf-8"
     folded = Header(value, charset, header_name=name).encode(linesep="\r\n")
     return f"{name}: {folded}\r\n".encode("ascii")
 
@@ -145,7 +148,7 @@ def mailbox(name: str, address: str, field: str) -> bytes:
     """A From or To field: the display name (quoted or encoded as it needs) and the address."""
     if not name:
         return header(field, address)
-    if name.isascii():
+    if name.isascii() and "=?" not in name:
         shown = f'"{quote(name)}"' if SPECIALS.search(name) else name
     else:
         shown = Header(name, "utf-8", header_name=field).encode(linesep="\r\n")
