@@ -62,7 +62,7 @@ from hub.live.protocol import (
     resume_position,
     visible,
 )
-from hub.live.tickets import session_is_live, session_viewer
+from hub.live.tickets import live_sessions, session_is_live, session_viewer
 from hub.models import Case, CaseEvent
 from journeys.catalog import Catalog
 
@@ -74,8 +74,47 @@ T = TypeVar("T")
 # query, and every open socket pays a query or so each time (see _access).
 WATCH_SECONDS = 0.5
 PRESENCE_REFRESH_TICKS = 10  # every 5 seconds (PRESENCE_SECONDS is 15)
+GATHER_SECONDS = 0.02
 REPLAY_PAGE = 500
 ALL_AUDIENCES: tuple[Audience, ...] = ("citizen", "staff")
+
+
+class SessionChecks:
+    """Whether login sessions are still live, asked for every open socket of the process in
+    one query a tick rather than one a socket: the sockets' watchdogs wake together (on
+    multiples of :data:`WATCH_SECONDS` of the loop's clock), and the first to ask waits
+    :data:`GATHER_SECONDS` for the others."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.queries = 0
+        self._waiting: dict[uuid.UUID, list[asyncio.Future[bool]]] = {}
+        self._batch: asyncio.Task[None] | None = None
+
+    async def is_live(self, session_id: uuid.UUID) -> bool:
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(session_id, []).append(answer)
+        if self._batch is None:
+            self._batch = asyncio.create_task(self._ask(), name="live-session-checks")
+        return await answer
+
+    async def _ask(self) -> None:
+        await asyncio.sleep(GATHER_SECONDS)
+        waiting, self._waiting, self._batch = self._waiting, {}, None
+        try:
+            async with self.database.reader.connect() as connection:
+                self.queries += 1
+                live = await live_sessions(connection, list(waiting))
+        except Exception as error:
+            for answers in waiting.values():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_exception(error)
+            return
+        for session_id, answers in waiting.items():
+            for answer in answers:
+                if not answer.done():
+                    answer.set_result(session_id in live)
 
 
 @dataclass
@@ -112,6 +151,7 @@ class LiveConnection:
         self.follows: dict[uuid.UUID, CaseFollow] = {}
         self.queue_watch: QueueWatch | None = None
         self.limiter = RateWindow(self.settings.ws_messages_per_minute, 60.0)
+        self.checks = session_checks(state)
         self._send_lock = asyncio.Lock()
         self._closed = asyncio.Event()
 
@@ -444,19 +484,21 @@ class LiveConnection:
         return True
 
     async def _access(
-        self, connection: AsyncConnection, follows: list[CaseFollow]
+        self, connection: AsyncConnection, follows: list[CaseFollow], *, session_live: bool = False
     ) -> list[CaseFollow] | None:
         """Those of ``follows`` whose case the viewer may no longer see; None when the session
         ended (revoked, expired, the staff member deactivated).
 
-        One query for the session, and one for each follow that can lose access: staff's
-        (does their agency still take part?), which asks after the session too, and a
-        representative's (does the mandate still hold?). A citizen's own case stays theirs,
-        so a citizen costs one query however many cases they follow.
+        One query for the session (none when ``session_live`` says it was just asked), and
+        one for each follow that can lose access: staff's (does their agency still take
+        part?), which asks after the session too, and a representative's (does the mandate
+        still hold?). A citizen's own case stays theirs: it costs nothing.
         """
         agency_id = self.viewer.agency_id if self.viewer.kind == "staff" else None
-        if (agency_id is None or not follows) and not await session_is_live(
-            connection, self.session_id
+        if (
+            not session_live
+            and (agency_id is None or not follows)
+            and not await session_is_live(connection, self.session_id)
         ):
             return None
         lost = []
@@ -483,25 +525,32 @@ class LiveConnection:
         return lost
 
     async def _watch(self) -> None:
-        """Every :data:`WATCH_SECONDS`: end the socket when the session ended, and each follow
-        whose case the viewer may no longer see (see :meth:`_access` for what it costs); keep
-        the citizen's presence fresh."""
+        """Every :data:`WATCH_SECONDS`: end the socket when the session ended (asked with
+        every other socket of the process, see :class:`SessionChecks`), and each follow whose
+        case the viewer may no longer see (see :meth:`_access` for what that costs); keep the
+        citizen's presence fresh."""
         ticks = 0
         failing = False
+        loop = asyncio.get_running_loop()
         while not self.closed:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._closed.wait(), WATCH_SECONDS)
+                tick = WATCH_SECONDS - loop.time() % WATCH_SECONDS
+                await asyncio.wait_for(self._closed.wait(), tick)
                 return
             ticks += 1
-            follows = list(self.follows.values())
+            follows = [
+                f for f in self.follows.values() if f.representing or self.viewer.kind == "staff"
+            ]
 
             async def check(
                 connection: AsyncConnection, follows: list[CaseFollow] = follows
             ) -> list[CaseFollow] | None:
-                return await self._access(connection, follows)
+                return await self._access(connection, follows, session_live=True)
 
             try:
-                lost = await self._read_connection(check)
+                lost: list[CaseFollow] | None = None
+                if await self.checks.is_live(self.session_id):
+                    lost = await self._read_connection(check) if follows else []
             except Exception as error:
                 # Tried again at the next tick (a dropped connection is replaced by then); a
                 # delivery meanwhile is checked on its own.
@@ -652,6 +701,15 @@ def _error(
     elif isinstance(raw.get("case_id"), str) and len(raw["case_id"]) <= 64:
         frame["case_id"] = raw["case_id"]
     return frame
+
+
+def session_checks(state: State) -> SessionChecks:
+    """The app's :class:`SessionChecks`, made on first use."""
+    found: SessionChecks | None = getattr(state, "live_session_checks", None)
+    if found is None:
+        found = SessionChecks(state.database)
+        state.live_session_checks = found
+    return found
 
 
 def connections(state: State) -> set[LiveConnection]:

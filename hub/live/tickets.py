@@ -17,7 +17,7 @@ import time
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import Executable, bindparam, exists
+from sqlalchemy import Executable, bindparam, exists, or_
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -129,6 +129,29 @@ async def session_is_live(
         return False
     revoked_at, expires_at, staff_active, *sees = row
     return revoked_at is None and expires_at > utcnow() and staff_active is not False and all(sees)
+
+
+async def live_sessions(
+    connection: AsyncConnection, session_ids: list[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Those of the login sessions that are still live (as :func:`session_is_live` has it),
+    in one query per thousand: the check of every open socket of a process at once."""
+    found: set[uuid.UUID] = set()
+    now = utcnow()
+    for start in range(0, len(session_ids), 1000):
+        query = (
+            select(LoginSession.id)
+            .select_from(LoginSession)
+            .outerjoin(StaffMember, col(StaffMember.id) == col(LoginSession.subject_id))
+            .where(
+                col(LoginSession.id).in_(session_ids[start : start + 1000]),
+                col(LoginSession.revoked_at).is_(None),
+                col(LoginSession.expires_at) > now,
+                or_(col(StaffMember.active).is_(None), col(StaffMember.active)),
+            )
+        )
+        found.update((await connection.execute(query)).scalars())
+    return found
 
 
 async def session_viewer(session: AsyncSession, session_id: uuid.UUID) -> Viewer | None:

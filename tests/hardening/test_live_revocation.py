@@ -9,6 +9,7 @@ tests/live/test_socket.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -21,6 +22,7 @@ from sqlmodel import col, select
 from websockets.exceptions import ConnectionClosed
 
 from hub.db import Database, utcnow
+from hub.live.connection import WATCH_SECONDS, session_checks
 from hub.live.protocol import Close
 from hub.models import Conversation, LoginSession, Party, StaffMember
 from tests.builders import bearer, make_mandate, make_party, token_for
@@ -201,3 +203,29 @@ async def test_a_revoked_mandate_stops_an_idle_follow_within_a_second_and_cannot
     await fresh.send(type="follow", case_id=str(world.case_id), after=position)
     assert (await fresh.expect("error"))["code"] == "not_found"
     assert "Na de intrekking" not in json.dumps(fresh.seen)
+
+
+async def test_idle_sockets_cost_the_process_one_session_query_a_tick(
+    live_server: LiveServer, http: httpx.AsyncClient, database: Database, clients: list[LiveClient]
+) -> None:
+    """However many sockets are open, their sessions are asked after together; and one of
+    them revoked among many still closes within a second."""
+    world = await make_world(database)
+    await post_line(http, world, "Hallo")
+    others = [await token_for(database, "citizen", world.party_id) for _ in range(11)]
+    sockets = [await live_client(live_server, http, token) for token in others]
+    clients.extend(sockets)
+    for socket in sockets:
+        await socket.follow(world.case_id, after=0)
+    checks = session_checks(live_server.app.state)
+    before = checks.queries
+    await asyncio.sleep(5 * WATCH_SECONDS)
+    assert checks.queries - before <= 6, f"{checks.queries - before} queries for 5 ticks"
+
+    response = await http.delete("/api/auth/session", headers=bearer(others[3]))
+    assert response.status_code == 204
+    revoked_at = time.monotonic()
+    code, seconds = await closed_after(sockets[3], revoked_at)
+    assert (code, seconds < WITHIN) == (Close.REVOKED, True), seconds
+    await sockets[4].send(type="ping")
+    await sockets[4].expect("pong")
