@@ -1,5 +1,6 @@
 """Hub processes appending to the access log at the same time make one chain (PostgreSQL: the
-lock lives in the database, not in a process). Three interpreters start: about 3 s of CPU, the reason this test is slower than most."""
+lock lives in the database, not in a process). Three interpreters start: about 3 s of CPU,
+the reason this test is slower than most."""
 
 from __future__ import annotations
 

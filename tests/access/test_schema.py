@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from hub.db import Database, create_all
 from hub.migrations import upgrade_async
-from hub.models.access import POSTGRES_APPEND_ONLY
+from hub.models.access import ACCESS_LOG_TABLE, POSTGRES_APPEND_ONLY, SEALED_COLUMNS
 from tests.conftest import POSTGRES_ADMIN_URL, POSTGRES_UP
 
 TRIGGERS = {
@@ -116,3 +116,8 @@ async def test_a_hub_role_that_does_not_own_the_log_may_only_add_and_unname(
             await connection.execute(text(f"REVOKE ALL ON ALL TABLES IN SCHEMA public FROM {role}"))
             await connection.execute(text(f"REVOKE ALL ON access_log FROM {role}"))
         await _admin(f"DROP ROLE {role}")
+
+
+def test_sqlites_update_trigger_seals_every_column_but_the_party() -> None:
+    """A column added to the log without being added here could be changed on SQLite."""
+    assert set(SEALED_COLUMNS) == {c.name for c in ACCESS_LOG_TABLE.columns} - {"party_id"}
