@@ -42,6 +42,7 @@ from hub.insights.days import (
     Waits,
     figures_from_rows,
     fingerprints,
+    plan_for_the_values_at_hand,
 )
 from hub.models import (
     Agency,
@@ -300,8 +301,7 @@ async def roll_up_agency(
             )
             if not locked.scalar_one():
                 return 0
-            await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-            await connection.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+        await plan_for_the_values_at_hand(session)
         today = local_today(timezone)
         days = await days_to_roll_up(
             session,

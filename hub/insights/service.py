@@ -23,7 +23,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.clock import start_of_local_day
-from hub.insights.days import CLOSED, Cohort, DayFigures, Waits, figures_from_rows
+from hub.insights.days import (
+    CLOSED,
+    Cohort,
+    DayFigures,
+    Waits,
+    figures_from_rows,
+    plan_for_the_values_at_hand,
+)
 from hub.insights.rollup import fresh_days, kept_figures
 from hub.insights.schemas import (
     ChannelWeek,
@@ -106,14 +113,7 @@ async def agency_insights(
     count every open case; a case's days in its stage run to ``today``.
     """
     start, end = period.bounds(timezone)
-    if session.get_bind().dialect.name == "postgresql":
-        # A prepared statement's generic plan knows neither the agency nor the period, and
-        # reads whole tables; planned for the values at hand, the queries use the indexes.
-        # An index page costs about what a table page does once both are cached (the
-        # default assumes a disk seek), so a period's cases find their messages by index.
-        connection = await session.connection()
-        await connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
-        await connection.exec_driver_sql("SET LOCAL random_page_cost = 1.1")
+    await plan_for_the_values_at_hand(session)
     days = period.days()
     # Today's figures are still changing: always counted from the rows.
     fresh = await fresh_days(
