@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import ssl
+import uuid
 from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, parseaddr, quote
@@ -43,6 +44,8 @@ ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 BARE_ADDRESS = re.compile(rf"{ATOM}(?:\.{ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 # Some servers take only so many mails on one connection; a fresh one now and then is cheap.
 MAILS_PER_CONNECTION = 100
+# Mails written ahead of their send (SmtpAdapter.prepare) and kept until then, at most.
+PREPARED_AT_MOST = 4096
 # An address SMTP takes as it is between < and >: printable ASCII, no space, < or >.
 PLAIN_PATH = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
 
@@ -305,9 +308,18 @@ class SmtpAdapter(MailComposer):
         self.tls_context = tls_context
         self._idle: list[Connection] = []
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._prepared: dict[uuid.UUID, Mail | DeliveryReport] = {}
+
+    def prepare(self, message: Outbound) -> None:
+        """Write ``message``'s mail now, for :meth:`send` to take: the delivery worker does
+        this while it waits for the server, so that writing mails is not in the way of
+        sending them. Mails prepared and never sent are forgotten past a few thousand."""
+        if len(self._prepared) >= PREPARED_AT_MOST:
+            self._prepared.pop(next(iter(self._prepared)))
+        self._prepared[message.id] = self.composed(message, "smtp")
 
     async def send(self, message: Outbound) -> DeliveryReport:
-        mail = self.composed(message, "smtp")
+        mail = self._prepared.pop(message.id, None) or self.composed(message, "smtp")
         if isinstance(mail, DeliveryReport):
             return mail
         try:
@@ -456,5 +468,6 @@ class SmtpAdapter(MailComposer):
     async def close(self) -> None:
         """End the idle connections (QUIT, then close)."""
         idle, self._idle = self._idle, []
+        self._prepared.clear()
         if idle and self._loop is asyncio.get_running_loop():
             await asyncio.gather(*(self._quit(connection) for connection in idle))

@@ -20,7 +20,7 @@ import functools
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -237,7 +237,11 @@ async def apply_outcomes(
         if row.message_id or row.notice_id or status == "permanent-failure":
             more.append(row.id)
     for columns, values in changes.items():
-        await connection.execute(outcome_statement(columns), values)
+        if connection.dialect.name == "postgresql":
+            arrays = {name: [value[name] for value in values] for name in ("row_id", *columns)}
+            await connection.execute(outcome_arrays_statement(columns), arrays)
+        else:
+            await connection.execute(outcome_statement(columns), values)
     if not more:
         return
     items = (await session.exec(select(OutboxItem).where(col(OutboxItem.id).in_(more)))).all()
@@ -270,6 +274,34 @@ def outcome_statement(columns: tuple[str, ...]) -> sa.Update:
         update(OutboxItem)
         .where(col(OutboxItem.id) == bindparam("row_id"))
         .values({name: bindparam(name) for name in columns})
+    )
+
+
+# The outbox columns an outcome changes, as PostgreSQL array types (see below).
+OUTCOME_COLUMN_TYPES = {
+    "row_id": "uuid",
+    "attempts": "integer",
+    "claimed_until": "timestamptz",
+    "updated_at": "timestamptz",
+    "next_attempt_at": "timestamptz",
+    "status": "text",
+    "provider": "text",
+    "provider_id": "text",
+    "last_error": "text",
+}
+
+
+@functools.cache
+def outcome_arrays_statement(columns: tuple[str, ...]) -> sa.TextClause:
+    """On PostgreSQL, the UPDATE of ``columns`` of many outbox rows at once, from an array
+    per column (and ``row_id``): one statement a batch, where a statement per row cost the
+    database more than the updates themselves. The names come from OUTCOME_COLUMN_TYPES."""
+    names = ("row_id", *columns)
+    arrays = ", ".join(f"CAST(:{name} AS {OUTCOME_COLUMN_TYPES[name]}[])" for name in names)
+    assignments = ", ".join(f"{name} = v.{name}" for name in columns)
+    return sa.text(
+        f"UPDATE outbox SET {assignments} FROM unnest({arrays}) AS v({', '.join(names)}) "  # noqa: S608
+        "WHERE outbox.id = v.row_id"
     )
 
 
@@ -396,6 +428,15 @@ class Pooling(Protocol):
         ...
 
 
+@runtime_checkable
+class Preparing(Protocol):
+    """An adapter that can do a send's own work (writing the mail) ahead of the send."""
+
+    def prepare(self, message: Outbound) -> None:
+        """Get ``message`` ready for :meth:`send`, without I/O."""
+        ...
+
+
 @dataclass(frozen=True)
 class Claimed:
     """A message to send, the end of its claim, and the moment to start sending it by."""
@@ -441,6 +482,7 @@ class Round:
         self.outcome_ready = asyncio.Event()
         self.progress = asyncio.Event()
         self.queued = 0  # claimed, and not yet taken up by a sender
+        self.taken: set[uuid.UUID] = set()  # taken up by a sender
         self.attempted = 0
         self.drained = False
         self.closing = False
@@ -486,15 +528,32 @@ class Round:
                 self.queues.setdefault(message.channel, collections.deque()).append(
                     Claimed(message, until, start_by)
                 )
+            self.spawn(self.prepare(batch))
             for channel, queue in self.queues.items():
                 while self.senders[channel] < min(self.concurrency, len(queue)):
                     self.senders[channel] += 1
-                    task = asyncio.create_task(self.send_from(channel, queue))
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                    self.spawn(self.send_from(channel, queue))
             if len(batch) < wanted:
                 self.drained = True
                 return
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def prepare(self, batch: Sequence[Outbound]) -> None:
+        """Let the adapters that can write their messages ahead of sending do so, one at a
+        time between the event loop's other work: mostly while the senders wait for the
+        provider's answers, which takes that work off the senders' path."""
+        for message in batch:
+            adapter = self.adapters.get(message.channel)
+            if not isinstance(adapter, Preparing):
+                continue
+            if message.id in self.taken or self.stop.is_set():
+                continue
+            adapter.prepare(message)
+            await asyncio.sleep(0)
 
     async def send_from(self, channel: str, queue: collections.deque[Claimed]) -> None:
         """Send the channel's messages one after another until none is left or a stop.
@@ -508,6 +567,7 @@ class Round:
                     self.unrecorded.release()
                     return
                 claimed = queue.popleft()
+                self.taken.add(claimed.message.id)
                 self.queued -= 1
                 self.progress.set()
                 if time.monotonic() > claimed.start_by:

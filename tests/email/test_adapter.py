@@ -290,3 +290,29 @@ async def test_a_server_that_stops_answering_is_a_temporary_failure(settings: Se
         assert sink.connections == 2
     finally:
         await sink.stop()
+
+
+async def test_a_mail_written_ahead_is_the_one_sent_for_its_message(
+    settings: Settings, sink: SmtpSink
+) -> None:
+    """The worker has mails written while it waits for the server (``prepare``); each is
+    sent for its own message only, once, and one that cannot be written fails as before."""
+    adapter = smtp(smtp_settings(settings, sink.port))
+    first, second = outbound(recipient="jan@example.nl"), outbound(recipient="piet@example.nl")
+    unusable = outbound(recipient="jan@example.nl\r\nRCPT TO:<x@evil.test>")
+    for message in (second, first, unusable):
+        adapter.prepare(message)
+
+    assert (await adapter.send(first)).status == "delivered"
+    assert (await adapter.send(second)).status == "delivered"
+    assert (await adapter.send(unusable)).status == "permanent-failure"
+    # Sent again (a retry), a message is written anew rather than taken from what was kept.
+    assert (await adapter.send(first)).status == "delivered"
+
+    assert [r.recipients for r in sink.received] == [
+        ["jan@example.nl"],
+        ["piet@example.nl"],
+        ["jan@example.nl"],
+    ]
+    ids = [r.message["Message-ID"] for r in sink.received]
+    assert ids == [adapter.message_id(first), adapter.message_id(second), ids[0]]
