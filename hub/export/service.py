@@ -394,14 +394,16 @@ async def export_party(
 
     Only a citizen's own party: the viewer's ``party_id``, never a party they represent.
     The download is written to the party's access log in the caller's transaction, so the
-    archive is only handed out once that line is stored.
+    archive is only handed out once that line is stored. It is written last, when the
+    archive is made: appending takes the log's chain lock until the transaction ends, and
+    every other reader's log line waits for it. So this download's own line is not in the
+    archive it made; the next one's holds it.
     """
     if viewer.kind != "citizen" or viewer.party_id is None:
         raise ValueError("only a citizen exports their own data")
     party = await session.get(Party, viewer.party_id)
     if party is None:
         raise ValueError("the viewer's party is gone")
-    await record_export(session, viewer, party)
     made_at = utcnow()
     look = Look(language(party.preferred_language), timezone)
     file: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
@@ -434,6 +436,7 @@ async def export_party(
         }
         writer.json("manifest.json", manifest, "This list of files, for programs.")
         writer.close()
+        await record_export(session, viewer, party)
     except BaseException:
         file.close()
         raise
