@@ -559,7 +559,7 @@ async def _write_contents(
         "access-log.json",
         _access_log(session, party.id),
         "The access log: every time staff, an agency's system or a representative read or "
-        "changed your data, and your own downloads of this archive.",
+        "changed your data, and your earlier downloads of this archive.",
     )
     return {
         "you": you,
