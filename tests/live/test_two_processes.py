@@ -99,7 +99,8 @@ async def serve(url: str, tmp_path: Path, name: str, *, run_worker: bool) -> Hub
             HUB, "serve", env=env, stdout=output, stderr=asyncio.subprocess.STDOUT
         )
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        for _ in range(300):
+        # A minute: on a busy machine importing the hub alone takes over ten seconds.
+        for _ in range(1200):
             if process.returncode is not None:
                 raise AssertionError(f"hub {name} stopped:\n{log.read_text()}")
             try:
