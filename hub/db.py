@@ -34,6 +34,11 @@ metadata: MetaData = SQLModel.metadata
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+# The largest value an INTEGER column holds (PostgreSQL's are 32 bits): an id or sequence
+# number asked for beyond it is refused as input rather than overflowing in the database.
+MAX_INTEGER = 2**31 - 1
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 

@@ -24,6 +24,7 @@ from hub.cases.schemas import (
     EventsOut,
 )
 from hub.clock import local_today
+from hub.db import MAX_INTEGER
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import append_event, events_after
@@ -283,7 +284,9 @@ async def case_events(
     viewer: CurrentViewer,
     session: SessionDep,
     catalog: CatalogDep,
-    after: Annotated[int, Query(ge=0, description="Last sequence number seen; 0 for all.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_INTEGER, description="Last sequence number seen; 0 for all.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> EventsOut:
     """The case's events with a sequence number above ``after``, in order, filtered by what

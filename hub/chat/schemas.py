@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from hub.db import MAX_INTEGER
+
 
 class ChatStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -78,7 +80,7 @@ class HandOverIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     to_staff_id: uuid.UUID | None = None
-    to_team_id: int | None = None
+    to_team_id: int | None = Field(None, ge=1, le=MAX_INTEGER)
     to_agency_id: str | None = Field(None, max_length=64)
     note: str = Field(min_length=1, max_length=4000)
 

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.service import Viewer, record_access, represented_parties
 from hub.auth.dependencies import CurrentAgency, CurrentCitizen, CurrentStaffOrAgency
+from hub.db import MAX_INTEGER
 from hub.dependencies import CatalogDep, SessionDep, SettingsDep
 from hub.errors import Forbidden, InvalidInput, NotFound
 from hub.messages.segments import count_segments
@@ -67,6 +68,7 @@ from journeys.catalog import Catalog
 router = APIRouter(prefix="/api", tags=["notices"])
 
 TemplateCode = Annotated[str, Path(pattern=CODE_PATTERN)]
+TopicId = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
 MANAGING_ROLES = ("admin", "supervisor")
 
 
@@ -160,7 +162,7 @@ async def my_consents(
 
 @router.put("/me/consents/{topic_id}")
 async def set_my_consent(
-    topic_id: int,
+    topic_id: TopicId,
     body: ConsentIn,
     viewer: CurrentCitizen,
     session: SessionDep,
@@ -240,7 +242,7 @@ async def party_consents(
 
 @router.get("/parties/{party_id}/consents/{topic_id}/history")
 async def party_consent_history(
-    party_id: uuid.UUID, topic_id: int, viewer: CurrentStaffOrAgency, session: SessionDep
+    party_id: uuid.UUID, topic_id: TopicId, viewer: CurrentStaffOrAgency, session: SessionDep
 ) -> list[ConsentRecordOut]:
     """Every answer the party gave for one of the caller's agency's topics, oldest first."""
     agency_id = reading_agency(viewer)
