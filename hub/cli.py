@@ -225,6 +225,8 @@ def worker(
             timezone=settings.timezone,
             interval=settings.worker_interval_seconds,
             concurrency=settings.delivery_concurrency,
+            unrecorded_at_most=settings.delivery_unrecorded_at_most,
+            claim_seconds=settings.delivery_claim_seconds,
             base_url=settings.base_url,
             document_store=settings.document_store,
         )

@@ -113,6 +113,19 @@ class Settings(BaseSettings):
         description="Messages the delivery worker sends at once per channel; each email "
         "send uses an SMTP connection of its own, kept open between mails.",
     )
+    delivery_unrecorded_at_most: int | None = Field(
+        None,
+        ge=1,
+        description="Messages the delivery worker may have handed to a provider and not yet "
+        "recorded, at most: the most a crash of the worker can send twice. 1 sends one "
+        "message at a time, so a crash repeats at most one; default 4 x HUB_DELIVERY_CONCURRENCY.",
+    )
+    delivery_claim_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long the delivery worker holds the outbox rows it takes; the rows of "
+        "a worker that died are sent by another after this, marked as perhaps sent twice.",
+    )
     documents_dir: Path | None = Field(
         None,
         description="Folder of the document store (uploads, mail attachments, letters). "

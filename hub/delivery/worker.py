@@ -112,6 +112,9 @@ async def claim_due(
     ]
 
 
+CLAIM_LAPSED = "outcome unknown: a claim ran out unrecorded, so this may be sent twice"
+
+
 @functools.cache
 def claim_statement(skip_locked: bool) -> sa.Update:
     """The statement of :func:`claim_due`, built once with named parameters (``now``,
@@ -137,6 +140,10 @@ def claim_statement(skip_locked: bool) -> sa.Update:
     )
     if skip_locked:
         due = due.with_for_update(skip_locked=True)
+    # A row still claimed here had a claim that ran out with nothing recorded (the worker
+    # died, or could not write the outcome): it may have been sent. That counts as an attempt,
+    # and the row says so until its next outcome is written.
+    lapsed = col(OutboxItem.claimed_until).is_not(None)
     return (
         update(OutboxItem)
         .where(col(OutboxItem.id).in_(due))
@@ -144,6 +151,8 @@ def claim_statement(skip_locked: bool) -> sa.Update:
             status="sending",
             claimed_until=bindparam("until", type_=UTCDateTime()),
             updated_at=now,
+            attempts=case((lapsed, col(OutboxItem.attempts) + 1), else_=col(OutboxItem.attempts)),
+            last_error=case((lapsed, CLAIM_LAPSED), else_=col(OutboxItem.last_error)),
         )
         .returning(
             col(OutboxItem.id),
@@ -453,8 +462,9 @@ class Round:
     sends never wait for a claim. Each channel has up to ``concurrency`` senders, each
     sending one message after another from the channel's queue. Outcomes are recorded by
     one task, in batches of whatever finished meanwhile, so that a transaction's cost is
-    shared. A send starts only while fewer than ``UNRECORDED_PER_SEND * concurrency``
-    messages are handed over and not yet recorded: the most that a crash can make go twice.
+    shared. A send starts only while fewer than ``unrecorded_at_most`` messages (by default
+    ``UNRECORDED_PER_SEND * concurrency``) are handed over and not yet recorded: the most that
+    a crash can make go twice.
     """
 
     def __init__(
@@ -466,6 +476,7 @@ class Round:
         concurrency: int,
         stop: asyncio.Event,
         grace_seconds: float,
+        unrecorded_at_most: int | None = None,
     ) -> None:
         self.database = database
         self.adapters = adapters
@@ -477,7 +488,7 @@ class Round:
         self.unsent: list[Claimed] = []
         self.senders: collections.Counter[str] = collections.Counter()
         self.tasks: set[asyncio.Task[None]] = set()
-        self.unrecorded = asyncio.Semaphore(UNRECORDED_PER_SEND * concurrency)
+        self.unrecorded = asyncio.Semaphore(unrecorded_at_most or UNRECORDED_PER_SEND * concurrency)
         self.outcomes: list[Outcome] = []
         self.outcome_ready = asyncio.Event()
         self.progress = asyncio.Event()
@@ -630,6 +641,7 @@ async def deliver_once(
     concurrency: int = 1,
     stop: asyncio.Event | None = None,
     grace_seconds: float = GRACE_SECONDS,
+    unrecorded_at_most: int | None = None,
 ) -> int:
     """Send up to ``limit`` due rows, ``concurrency`` at a time per channel; returns how many
     were attempted. The session is closed during every send (:class:`Round` has the how).
@@ -638,6 +650,8 @@ async def deliver_once(
     finish, a send still running after that is cut off and retried later (as a temporary
     failure), and rows claimed but not yet sent are released for another worker at once.
     Adapters that keep connections open close them when the outbox is empty or on a stop.
+    ``unrecorded_at_most`` bounds the messages handed over and not yet recorded (see
+    :class:`Round`).
     """
     stop = stop or asyncio.Event()
     delivery = Round(
@@ -647,6 +661,7 @@ async def deliver_once(
         concurrency=max(1, concurrency),
         stop=stop,
         grace_seconds=grace_seconds,
+        unrecorded_at_most=unrecorded_at_most,
     )
     try:
         return await delivery.run(limit, claim_seconds)
@@ -679,6 +694,8 @@ class Worker:
     document_store: Path | None = None
     # Sends at once per channel; a round takes ROUND_ROWS_PER_SEND rows per send at most.
     concurrency: int = CONCURRENCY
+    # Messages handed over and not yet recorded, at most (None: UNRECORDED_PER_SEND a send).
+    unrecorded_at_most: int | None = None
     # When stopped: how long the sends under way may take to finish.
     grace_seconds: float = GRACE_SECONDS
     # Set by ``run``'s stop: the round under way stops starting sends (see deliver_once).
@@ -699,6 +716,7 @@ class Worker:
             concurrency=self.concurrency,
             stop=self.stopping,
             grace_seconds=self.grace_seconds,
+            unrecorded_at_most=self.unrecorded_at_most,
         )
         delivered += await deliver_webhooks(self.database)
         fired += await retention_step(self.database, self.catalog, self.document_store)
