@@ -601,7 +601,7 @@ async def _write_case(
     files: list[dict[str, Any]] = []
     missing: list[str] = []
     for document in documents:
-        path = f"{folder}/documents/{str(document.id)[:8]}-{archive_name(document.filename)}"
+        path = f"{folder}/documents/{document.id}-{archive_name(document.filename)}"
         copied = await writer.copy(
             path, store, document, f"A document on case {case.reference}: {document.filename}"
         )
@@ -670,7 +670,7 @@ async def _write_letters(
     ).all()
     rows = []
     for document in letters:
-        path = f"letters/{str(document.id)[:8]}-{archive_name(document.filename)}"
+        path = f"letters/{document.id}-{archive_name(document.filename)}"
         copied = await writer.copy(path, store, document, "A letter we sent you by post.")
         rows.append(
             {"filename": document.filename, "sent_at": document.created_at, "in_archive": path}

@@ -14,6 +14,7 @@ from sqlmodel import col, select
 from hub.auth.dependencies import SESSION_COOKIE
 from hub.config import Settings
 from hub.db import Database
+from hub.documents.service import store_document
 from hub.models import AccessLogEntry, Document
 from hub.web.i18n import LANGUAGE_COOKIE
 from tests.builders import bearer, key_for
@@ -230,3 +231,27 @@ async def test_access_log_entries_kept_by_pseudonym_only_are_in_it(
     assert [(e["who"], e["action"]) for e in log] == [("Sanne de Wit", "read")]
     other = contents(await download(client, world.other.token))
     assert world.owner.secrets["name"] not in other["access-log.json"].decode()
+
+
+async def test_letters_outside_a_case_are_in_it(
+    client: httpx.AsyncClient, world: World, database: Database, settings: Settings
+) -> None:
+    """A notice sent by post is a letter on no case: it is the addressee's, and only theirs."""
+    async with database.session() as session:
+        await store_document(
+            session,
+            store=settings.document_store,
+            content=b"%PDF-1.7 brief over huurtoeslag",
+            filename="brief-huurtoeslag.pdf",
+            source="letter",
+            uploaded_by_kind="system",
+            max_bytes=1_000_000,
+            party_id=world.owner.party_id,
+            content_type="application/pdf",
+        )
+    files = contents(await download(client, world.owner.token))
+    [letter] = [name for name in files if name.startswith("letters/")]
+    assert letter.endswith("-brief-huurtoeslag.pdf")
+    assert files[letter] == b"%PDF-1.7 brief over huurtoeslag"
+    other = contents(await download(client, world.other.token))
+    assert not [name for name in other if name.startswith("letters/")]
