@@ -47,7 +47,14 @@ from hub.notices.service import (
     compiled_for,
     quiet_until,
 )
-from hub.notices.templates import CHANNELS, LANGUAGES, MAX_SUBJECT_CHARS, Compiled, Parts
+from hub.notices.templates import (
+    CHANNELS,
+    LANGUAGES,
+    MAX_SUBJECT_CHARS,
+    SUBJECT_NOT_ONE_LINE,
+    Compiled,
+    Parts,
+)
 from hub.parties.service import check_identifier
 
 # Python's whitespace (``str.isspace``), which ``str.split`` and ``str.strip`` use, as a
@@ -55,6 +62,9 @@ from hub.parties.service import check_identifier
 _WS = r"[\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 # A text no longer than this fits in MAX_SEGMENTS parts whatever its characters (each takes
 # at most two UCS-2 units); longer ones are counted in Python.
+# hub.messages.schemas.HEADER_BREAKERS as a PostgreSQL regular expression (for ``~*``), for a
+# subject whose whitespace is folded already (PostgreSQL's text holds no NUL).
+HEADER_BREAKERS_SQL = r"[\x01-\x1f\x7f\u0085\u2028\u2029]|%0[ad]|=\?[^?]*\?[bq]\?"
 _SURELY_FITS = PER_PART["UCS-2"] * MAX_SEGMENTS // 2
 _json_text = json.JSONEncoder(separators=(",", ":"), default=str).encode
 
@@ -289,6 +299,8 @@ def _decide_statement(
     shown = _fills(sql, found, "'portal'")
     text = _fills(sql, found, "b.target")
     too_long = sql.param(f"The filled-in subject is longer than {MAX_SUBJECT_CHARS} characters.")
+    not_one_line = sql.param("The filled-in subject: " + SUBJECT_NOT_ONE_LINE)
+    breakers = sql.param(HEADER_BREAKERS_SQL)
     # Everything interpolated is an expression built here or a bound parameter's ``$n``.
     sql.text = f"""
     INSERT INTO notice_decided
@@ -325,12 +337,14 @@ def _decide_statement(
                 WHEN f.shown_missing IS NOT NULL THEN
                      'The template needs placeholders that were not given: '
                      || f.shown_missing || '.'
+                WHEN f.shown_subject ~* {breakers} THEN {not_one_line}
                 WHEN char_length(f.shown_subject) > {MAX_SUBJECT_CHARS} THEN {too_long}
                 WHEN f.target IS NULL THEN NULL
                 WHEN f.text_none IS NOT NULL THEN f.text_none
                 WHEN f.text_missing IS NOT NULL THEN
                      'The template needs placeholders that were not given: '
                      || f.text_missing || '.'
+                WHEN f.text_subject ~* {breakers} THEN {not_one_line}
                 WHEN char_length(f.text_subject) > {MAX_SUBJECT_CHARS} THEN {too_long}
                 WHEN f.target = 'sms' AND f.text_body = '' THEN 'A text message needs text.'
            END AS fill_reason,

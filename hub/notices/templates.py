@@ -149,9 +149,11 @@ class Compiled:
             raise InvalidInput(
                 f"The template cannot be filled in: {type(problem).__name__}: {problem}"
             ) from None
-        if HEADER_BREAKERS.search(rendered_subject):
-            raise InvalidInput("The filled-in subject: " + SUBJECT_NOT_ONE_LINE, part="subject")
+        # Line breaks a value brings into the subject are folded into spaces, as all its
+        # whitespace is; what still could break a mail header after that is refused.
         one_line = " ".join(rendered_subject.split())
+        if HEADER_BREAKERS.search(one_line):
+            raise InvalidInput("The filled-in subject: " + SUBJECT_NOT_ONE_LINE, part="subject")
         if len(one_line) > MAX_SUBJECT_CHARS:
             raise InvalidInput(
                 f"The filled-in subject is longer than {MAX_SUBJECT_CHARS} characters."

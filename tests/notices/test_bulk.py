@@ -125,6 +125,15 @@ async def cast(session: AsyncSession, world: World) -> list[dict[str, Any]]:
         personalisation={**PERSONALISATION, "allowance": "y" * 400},  # the subject's too long
     )
     row(await party(email="short@example.nl"), personalisation={"allowance": "huurtoeslag"})
+    # Line breaks a value brings into the subject are folded; encoded ones are refused.
+    row(
+        await party(email="encoded@example.nl", preferred_channel="email"),
+        personalisation={**PERSONALISATION, "allowance": "huur%0D%0ABcc: x@evil.test"},
+    )
+    row(
+        await party(email="words@example.nl", preferred_channel="email"),
+        personalisation={**PERSONALISATION, "allowance": "=?utf-8?q?huur=0A?="},
+    )
     rows.append({**rows[0], "bsn": "111222333"})  # a valid BSN nobody has
     rows.append({**rows[0], "bsn": "123456789"})  # fails the eleven-test
     rows.append({**rows[0], "topic": "parking"})
@@ -248,7 +257,7 @@ async def test_a_batch_routes_every_row_as_the_single_api_does(
     batch = await outcome(database)
 
     assert sorted(batch_errors) == sorted(single_errors)
-    assert len(batch_errors) == 11
+    assert len(batch_errors) == 13
     assert batch == single
     made, sent, held = batch
     statuses = [status for _, _, status, *_ in made]
