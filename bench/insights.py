@@ -6,16 +6,18 @@ faster still than ``COPY``) with ``--cases`` cases (default 1,000,000) spread ov
 and every journey of the catalogue, their messages (one to seven a case, on five channels,
 citizen and staff taking turns) and notices; then ``VACUUM ANALYZE``. It then asks the hub
 (its app in this process, over ASGI: the server's work without a network) for the largest
-agency's figures, as a supervisor's browser and as the agency's system do:
+agency's figures, as a supervisor's browser and as the agency's system do: first the page
+with no day kept (every figure counted from the rows), then — after rolling up every
+completed day of every agency as the delivery worker does, a month at a time, timed —
 
 - ``GET /console/insights`` (the page: four weeks up to today, all journeys);
 - ``GET /api/insights`` (the same as JSON), and for one journey;
 - ``GET /api/insights.csv`` for a quarter, and ``GET /api/insights`` for a year (with
   100,000 cases, as many of the agency's cases as four weeks of a million).
 
-It prints the data's size and, per request, the first (cold) and the median response time
-of ``--repeat`` more in milliseconds. The aim is under a second for the page. See
-bench/README.md.
+It prints the data's size, how long the rollup took and, per request, the first (cold) and
+the median response time of ``--repeat`` more in milliseconds. The aim is under a second
+for the page. See bench/README.md.
 """
 
 from __future__ import annotations
@@ -29,11 +31,15 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+
+if TYPE_CHECKING:
+    from hub.db import Database
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -42,6 +48,7 @@ DEFAULT_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 AGENCY = "gemeente-utrecht"
 HISTORY_DAYS = 730
 PARTIES = 50_000
+AGENCIES = ("toeslagen", "uwv", AGENCY, "rdw", "kvk", "belastingdienst")
 
 
 async def admin(url: str, statement: str) -> None:
@@ -142,7 +149,7 @@ async def fill(url: str, *, cases: int, notices: int) -> dict[str, float]:
     await database.dispose()
     engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
     async with engine.connect() as connection:
-        for agency in ("toeslagen", "uwv", AGENCY, "rdw", "kvk", "belastingdienst"):
+        for agency in AGENCIES:
             await connection.execute(
                 text(
                     "INSERT INTO agency (id, name, opening_hours, created_at) "
@@ -173,6 +180,29 @@ async def fill(url: str, *, cases: int, notices: int) -> dict[str, float]:
     return {**counts, "fill_seconds": filled, "megabytes": size / 1e6}
 
 
+async def roll_up(database: Database) -> tuple[int, float]:
+    """Every completed day of every agency rolled up, a month of days at a time as the
+    delivery worker's rounds do: (days, seconds)."""
+    from hub.insights.rollup import DAYS_PER_ROUND, roll_up_agency
+    from journeys.catalog import load_catalog
+
+    catalog = load_catalog()
+    started = time.perf_counter()
+    days = 0
+    for agency in AGENCIES:
+        while True:
+            rolled = await roll_up_agency(
+                database,
+                catalog=catalog,
+                agency_id=agency,
+                timezone="Europe/Amsterdam",
+            )
+            days += rolled
+            if rolled < DAYS_PER_ROUND:
+                break
+    return days, time.perf_counter() - started
+
+
 async def measure(url: str, repeat: int) -> list[tuple[str, float, float]]:
     from hub.app import create_app
     from hub.auth.api_keys import issue_key
@@ -197,8 +227,15 @@ async def measure(url: str, repeat: int) -> list[tuple[str, float, float]]:
     today = dt.datetime.now(ZoneInfo(settings.timezone)).date()
     quarter = {"from": (today - dt.timedelta(days=90)).isoformat(), "to": today.isoformat()}
     year = {"from": (today - dt.timedelta(days=364)).isoformat(), "to": today.isoformat()}
-    requests = [
-        ("page /console/insights (4 weeks)", "/console/insights", {}, {"hub_session": token}),
+    Request = tuple[str, str, dict[str, str], dict[str, str]]
+    page: Request = (
+        "page /console/insights (4 weeks)",
+        "/console/insights",
+        {},
+        {"hub_session": token},
+    )
+    requests: list[Request] = [
+        page,
         ("GET /api/insights (4 weeks)", "/api/insights", {}, {}),
         ("GET /api/insights?journey=schuldhulp", "/api/insights", {"journey": "schuldhulp"}, {}),
         ("GET /api/insights.csv (13 weeks)", "/api/insights.csv", quarter, {}),
@@ -208,7 +245,10 @@ async def measure(url: str, repeat: int) -> list[tuple[str, float, float]]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://hub.bench") as client:
-            for label, path, params, cookies in requests:
+
+            async def ask(
+                label: str, path: str, params: dict[str, str], cookies: dict[str, str]
+            ) -> None:
                 headers = {} if cookies else {"Authorization": f"Bearer {key}"}
                 times = []
                 for _ in range(repeat + 1):
@@ -221,6 +261,12 @@ async def measure(url: str, repeat: int) -> list[tuple[str, float, float]]:
                     if answer.status_code != 200:
                         raise SystemExit(f"{label}: {answer.status_code} {answer.text[:300]}")
                 results.append((label, times[0], statistics.median(times[1:] or times)))
+
+            await ask("page (4 weeks), no day kept", *page[1:])
+            days, seconds = await roll_up(database)
+            print(f"rolled up {days:,} days of {len(AGENCIES)} agencies in {seconds:.1f} s")
+            for request in requests:
+                await ask(*request)
     await database.dispose()
     return results
 
@@ -247,8 +293,9 @@ async def main() -> None:
             f"{data['message']:,} messages, {data['notice']:,} notices over {HISTORY_DAYS} days; "
             f"filled in {data['fill_seconds']:.1f} s, database {data['megabytes']:,.0f} MB"
         )
+        results = await measure(url, args.repeat)
         print(f"{'request':45} {'first ms':>9} {'median ms':>10}")
-        for label, first, median in await measure(url, args.repeat):
+        for label, first, median in results:
             print(f"{label:45} {first:9.0f} {median:10.0f}")
     finally:
         if args.keep:

@@ -13,10 +13,10 @@ mix belongs to the day a citizen's message came.
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
@@ -90,20 +90,49 @@ class DayFigures:
             self.channel_mix[mkey] = self.channel_mix.get(mkey, 0) + messages
 
 
-def day_table(days: Sequence[dt.date], timezone: str) -> sa.Subquery:
-    """The days as rows (n, lo, hi): the index into ``days`` and the UTC moments the local
-    day begins and the next begins. ``days`` must not be empty."""
-    stamp = CASES.c.created_at.type
-    rows = [
-        sa.select(
-            sa.literal(n, sa.Integer).label("n"),
-            sa.literal(start_of_local_day(day, timezone), stamp).label("lo"),
-            sa.literal(start_of_local_day(day + ONE_DAY, timezone), stamp).label("hi"),
+LOCAL_DAY = "local_day"
+# GROUP BY the label: PostgreSQL would not see two renderings of the expression as one.
+BY_LOCAL_DAY: ColumnElement[Any] = sa.literal_column(LOCAL_DAY)
+
+
+def local_day(moment: Any, days: Sequence[dt.date], timezone: str, dialect: str) -> Any:
+    """The local day of ``moment`` (in ``days``' range), labelled ``local_day``: a date on
+    PostgreSQL, by its own time zone rules; ISO text on SQLite, which has none, told apart
+    by the UTC moments the days begin."""
+    if dialect == "postgresql":
+        zone: ColumnElement[str] = sa.literal_column(
+            "'" + ZoneInfo(timezone).key.replace("'", "") + "'"
         )
-        for n, day in enumerate(days)
+        return sa.cast(sa.func.timezone(zone, moment), sa.Date).label(LOCAL_DAY)
+    first, last = min(days), max(days)
+    ends = [first + dt.timedelta(days=n) for n in range((last - first).days)]
+    whens = [
+        (moment < start_of_local_day(day + ONE_DAY, timezone), day.isoformat()) for day in ends
     ]
-    both = rows[0] if len(rows) == 1 else sa.union_all(*rows)
-    return both.subquery("d")
+    text = sa.case(*whens, else_=last.isoformat()) if whens else sa.literal(last.isoformat())
+    return text.label(LOCAL_DAY)
+
+
+def on_days(
+    moment: Any, days: Sequence[dt.date], timezone: str, dialect: str
+) -> list[ColumnElement[bool]]:
+    """``moment`` on one of ``days``: between the first's start and the last's end as
+    constants, so that PostgreSQL can tell from its statistics how many rows that is; and,
+    when the days have gaps, on one of them."""
+    first, last = min(days), max(days)
+    conditions = [
+        moment >= start_of_local_day(first, timezone),
+        moment < start_of_local_day(last + ONE_DAY, timezone),
+    ]
+    if len(set(days)) <= (last - first).days:
+        day = local_day(moment, days, timezone, dialect).element
+        wanted = days if dialect == "postgresql" else [d.isoformat() for d in days]
+        conditions.append(day.in_(wanted))
+    return conditions
+
+
+def _as_date(value: dt.date | str) -> dt.date:
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
 
 
 async def plan_for_the_values_at_hand(session: AsyncSession) -> None:
@@ -121,18 +150,6 @@ async def plan_for_the_values_at_hand(session: AsyncSession) -> None:
     # The queries read a few thousand rows through indexes: starting parallel workers costs
     # more than it saves, the more so on a busy machine.
     await connection.exec_driver_sql("SET LOCAL max_parallel_workers_per_gather = 0")
-
-
-def within(
-    moment: sa.Column[Any], days: Sequence[dt.date], timezone: str
-) -> list[ColumnElement[bool]]:
-    """``moment`` between the first day's start and the last day's end, as constants: joined
-    to the day table alone, PostgreSQL cannot tell how many rows a day holds, guesses
-    thousands and reads whole indexes."""
-    return [
-        moment >= start_of_local_day(min(days), timezone),
-        moment < start_of_local_day(max(days) + ONE_DAY, timezone),
-    ]
 
 
 async def _rows(session: AsyncSession, query: sa.Select[Any]) -> list[tuple[Any, ...]]:
@@ -169,33 +186,34 @@ async def figures_from_rows(
     and the citizen wrote at most once.
     """
     figures = DayFigures()
+    dialect = session.get_bind().dialect.name
     if cohort_days:
-        await _cohort(session, figures, catalog, agency_id, cohort_days, timezone, journey_id)
+        await _cohort(
+            session, figures, catalog, agency_id, cohort_days, timezone, dialect, journey_id
+        )
     if mix_days:
-        d = day_table(mix_days, timezone)
         c, m = CASES.c, MESSAGES.c
-        where = [c.agency_id == agency_id]
+        where = [
+            m.direction == INBOUND,
+            *on_days(m.created_at, mix_days, timezone, dialect),
+            c.agency_id == agency_id,
+        ]
         if journey_id is not None:
             where.append(c.journey_id == journey_id)
         rows = await _rows(
             session,
-            sa.select(d.c.n, c.journey_id, m.channel, sa.func.count())
-            .select_from(
-                d.join(
-                    MESSAGES,
-                    sa.and_(
-                        m.direction == INBOUND,
-                        *within(m.created_at, mix_days, timezone),
-                        m.created_at >= d.c.lo,
-                        m.created_at < d.c.hi,
-                    ),
-                ).join(CASES, c.id == m.case_id)
+            sa.select(
+                local_day(m.created_at, mix_days, timezone, dialect),
+                c.journey_id,
+                m.channel,
+                sa.func.count(),
             )
+            .select_from(MESSAGES.join(CASES, c.id == m.case_id))
             .where(*where)
-            .group_by(d.c.n, c.journey_id, m.channel),
+            .group_by(BY_LOCAL_DAY, c.journey_id, m.channel),
         )
-        for n, journey, channel, count in rows:
-            figures.channel_mix[(mix_days[n], journey, channel)] = int(count)
+        for day, journey, channel, count in rows:
+            figures.channel_mix[(_as_date(day), journey, channel)] = int(count)
     return figures
 
 
@@ -206,32 +224,28 @@ async def _cohort(
     agency_id: str,
     days: Sequence[dt.date],
     timezone: str,
+    dialect: str,
     journey_id: str | None,
 ) -> None:
     c, m = CASES.c, MESSAGES.c
-    d = day_table(days, timezone)
-    opened_on = sa.and_(
-        c.agency_id == agency_id,
-        *within(c.created_at, days, timezone),
-        c.created_at >= d.c.lo,
-        c.created_at < d.c.hi,
-        *([c.journey_id == journey_id] if journey_id is not None else []),
-    )
-    cohort = d.join(CASES, opened_on)
+    opened_on = [c.agency_id == agency_id, *on_days(c.created_at, days, timezone, dialect)]
+    if journey_id is not None:
+        opened_on.append(c.journey_id == journey_id)
+    day = local_day(c.created_at, days, timezone, dialect)
 
-    def tally(n: int, journey: str) -> Cohort:
-        return figures.cohort.setdefault((days[n], journey), Cohort())
+    def tally(on: dt.date | str, journey: str) -> Cohort:
+        return figures.cohort.setdefault((_as_date(on), journey), Cohort())
 
     started = c.state["started_on"].as_string()
     decided = c.state["decided_on"].as_string()
     lifetimes = await _rows(
         session,
-        sa.select(d.c.n, c.journey_id, c.journey_version, started, decided, sa.func.count())
-        .select_from(cohort)
-        .group_by(d.c.n, c.journey_id, c.journey_version, started, decided),
+        sa.select(day, c.journey_id, c.journey_version, started, decided, sa.func.count())
+        .where(*opened_on)
+        .group_by(BY_LOCAL_DAY, c.journey_id, c.journey_version, started, decided),
     )
-    for n, journey, version, started_on, decided_on, count in lifetimes:
-        counted = tally(n, journey)
+    for on, journey, version, started_on, decided_on, count in lifetimes:
+        counted = tally(on, journey)
         counted.opened += count
         if decided_on is None or started_on is None:
             continue
@@ -247,7 +261,7 @@ async def _cohort(
 
     per_case = (
         sa.select(
-            d.c.n,
+            day,
             c.journey_id,
             c.status,
             sa.func.count(m.id).label("contacts"),
@@ -256,17 +270,18 @@ async def _cohort(
             ),
         )
         .select_from(
-            cohort.outerjoin(
+            CASES.outerjoin(
                 MESSAGES, sa.and_(m.case_id == c.id, m.direction.in_(CONTACT_DIRECTIONS))
             )
         )
-        .group_by(c.id, d.c.n, c.journey_id, c.status)
+        .where(*opened_on)
+        .group_by(c.id, BY_LOCAL_DAY, c.journey_id, c.status)
         .subquery()
     )
     contact_rows = await _rows(
         session,
         sa.select(
-            per_case.c.n,
+            per_case.c.local_day,
             per_case.c.journey_id,
             sa.func.sum(per_case.c.contacts),
             sa.func.sum(
@@ -274,66 +289,61 @@ async def _cohort(
                     (sa.and_(per_case.c.status == "closed", per_case.c.inbound <= 1), 1), else_=0
                 )
             ),
-        ).group_by(per_case.c.n, per_case.c.journey_id),
+        ).group_by(per_case.c.local_day, per_case.c.journey_id),
     )
-    for n, journey, contacts, first_contact in contact_rows:
-        counted = tally(n, journey)
+    for on, journey, contacts, first_contact in contact_rows:
+        counted = tally(on, journey)
         counted.contacts += int(contacts or 0)
         counted.first_contact_resolved += int(first_contact or 0)
 
-    inbound = (
-        sa.select(
-            d.c.n,
-            c.journey_id,
-            m.channel,
-            sa.func.lag(m.channel)
-            .over(partition_by=m.case_id, order_by=(m.created_at, m.id))
-            .label("before"),
-        )
-        .select_from(cohort.join(MESSAGES, c.id == m.case_id))
-        .where(m.direction == INBOUND)
+    cohort_inbound = (
+        sa.select(day, c.journey_id, m.case_id, m.channel, m.created_at, m.id)
+        .select_from(CASES.join(MESSAGES, c.id == m.case_id))
+        .where(*opened_on, m.direction == INBOUND)
         .subquery()
     )
+    i = cohort_inbound.c
+    inbound = sa.select(
+        i.local_day,
+        i.journey_id,
+        i.channel,
+        sa.func.lag(i.channel)
+        .over(partition_by=i.case_id, order_by=(i.created_at, i.id))
+        .label("before"),
+    ).subquery()
     switch_rows = await _rows(
         session,
-        sa.select(inbound.c.n, inbound.c.journey_id, sa.func.count())
+        sa.select(inbound.c.local_day, inbound.c.journey_id, sa.func.count())
         .where(inbound.c.before.is_not(None), inbound.c.before != inbound.c.channel)
-        .group_by(inbound.c.n, inbound.c.journey_id),
+        .group_by(inbound.c.local_day, inbound.c.journey_id),
     )
-    for n, journey, count in switch_rows:
-        tally(n, journey).switches += int(count)
+    for on, journey, count in switch_rows:
+        tally(on, journey).switches += int(count)
 
-    for n, journey, channel, waits in await _first_response(session, cohort, d):
-        figures.first_response[(days[n], journey, channel)] = waits
+    for on, journey, channel, waits in await _first_response(session, cohort_inbound, dialect):
+        figures.first_response[(_as_date(on), journey, channel)] = waits
 
 
 async def _first_response(
-    session: AsyncSession, cohort: sa.Join, d: sa.Subquery
-) -> Iterable[tuple[int, str, str, Waits]]:
+    session: AsyncSession, cohort_inbound: sa.Subquery, dialect: str
+) -> Iterable[tuple[dt.date | str, str, str, Waits]]:
     """Per channel of the citizen's first message on a case: how many were answered by
     staff (on any channel) and the waits until the first answer."""
-    c, m = CASES.c, MESSAGES.c
-    firsts = (
-        sa.select(
-            d.c.n,
-            c.journey_id,
-            m.case_id,
-            m.channel,
-            m.created_at,
-            sa.func.row_number()
-            .over(partition_by=m.case_id, order_by=(m.created_at, m.id))
-            .label("k"),
-        )
-        .select_from(cohort.join(MESSAGES, c.id == m.case_id))
-        .where(m.direction == INBOUND)
-        .subquery()
-    )
+    i = cohort_inbound.c
+    firsts = sa.select(
+        i.local_day,
+        i.journey_id,
+        i.case_id,
+        i.channel,
+        i.created_at,
+        sa.func.row_number().over(partition_by=i.case_id, order_by=(i.created_at, i.id)).label("k"),
+    ).subquery()
     reply = MESSAGES.alias("reply")
     # Joined and grouped rather than a subquery per row: PostgreSQL would run that once for
     # every aggregate that reads it.
     answers = (
         sa.select(
-            firsts.c.n,
+            firsts.c.local_day,
             firsts.c.journey_id,
             firsts.c.channel,
             firsts.c.created_at,
@@ -352,13 +362,16 @@ async def _first_response(
         )
         .where(firsts.c.k == 1)
         .group_by(
-            firsts.c.case_id, firsts.c.n, firsts.c.journey_id, firsts.c.channel, firsts.c.created_at
+            firsts.c.case_id,
+            firsts.c.local_day,
+            firsts.c.journey_id,
+            firsts.c.channel,
+            firsts.c.created_at,
         )
         .subquery()
     )
-    dialect = session.get_bind().dialect.name
     waited = sa.select(
-        answers.c.n,
+        answers.c.local_day,
         answers.c.journey_id,
         answers.c.channel,
         _milliseconds_between(answers.c.answered_at, answers.c.created_at, dialect).label("ms"),
@@ -366,17 +379,17 @@ async def _first_response(
     rows = await _rows(
         session,
         sa.select(
-            waited.c.n,
+            waited.c.local_day,
             waited.c.journey_id,
             waited.c.channel,
             sa.func.count(),
             sa.func.count(waited.c.ms),
             sa.func.sum(waited.c.ms),
-        ).group_by(waited.c.n, waited.c.journey_id, waited.c.channel),
+        ).group_by(waited.c.local_day, waited.c.journey_id, waited.c.channel),
     )
     return [
-        (n, journey, channel, Waits(int(cases), int(answered), int(ms or 0)))
-        for n, journey, channel, cases, answered, ms in rows
+        (on, journey, channel, Waits(int(cases), int(answered), int(ms or 0)))
+        for on, journey, channel, cases, answered, ms in rows
     ]
 
 
@@ -397,45 +410,66 @@ async def fingerprints(
     cases by opening time and that of citizens' messages by time."""
     if not days:
         return {}
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        connection = await session.connection()
+        bounds = {
+            "los": [start_of_local_day(day, timezone) for day in days],
+            "his": [start_of_local_day(day + ONE_DAY, timezone) for day in days],
+            "agency": agency_id,
+        }
+        cases = (await connection.execute(CASES_PER_DAY, bounds)).all()
+        inbound: dict[int, int] = {
+            n: count for n, count in await connection.execute(INBOUND_PER_DAY, bounds)
+        }
+        return {
+            days[n - 1]: Fingerprint(int(count), int(events), int(inbound[n]))
+            for n, count, events in cases
+        }
     c, m = CASES.c, MESSAGES.c
-    d = day_table(days, timezone)
-    cases = {
-        n: (int(count), int(events or 0))
-        for n, count, events in await _rows(
+    counted = {
+        _as_date(on): (int(count), int(events or 0))
+        for on, count, events in await _rows(
             session,
-            sa.select(d.c.n, sa.func.count(), sa.func.sum(c.last_seq))
-            .select_from(
-                d.join(
-                    CASES,
-                    sa.and_(
-                        c.agency_id == agency_id,
-                        *within(c.created_at, days, timezone),
-                        c.created_at >= d.c.lo,
-                        c.created_at < d.c.hi,
-                    ),
-                )
+            sa.select(
+                local_day(c.created_at, days, timezone, dialect),
+                sa.func.count(),
+                sa.func.sum(c.last_seq),
             )
-            .group_by(d.c.n),
+            .where(c.agency_id == agency_id, *on_days(c.created_at, days, timezone, dialect))
+            .group_by(BY_LOCAL_DAY),
         )
     }
-    inbound: dict[int, int] = defaultdict(int)
-    for n, count in await _rows(
-        session,
-        sa.select(d.c.n, sa.func.count())
-        .select_from(
-            d.join(
-                MESSAGES,
-                sa.and_(
-                    m.direction == INBOUND,
-                    *within(m.created_at, days, timezone),
-                    m.created_at >= d.c.lo,
-                    m.created_at < d.c.hi,
-                ),
-            )
+    messages = {
+        _as_date(on): int(count)
+        for on, count in await _rows(
+            session,
+            sa.select(local_day(m.created_at, days, timezone, dialect), sa.func.count())
+            .where(m.direction == INBOUND, *on_days(m.created_at, days, timezone, dialect))
+            .group_by(BY_LOCAL_DAY),
         )
-        .group_by(d.c.n),
-    ):
-        inbound[n] = int(count)
+    }
     return {
-        day: Fingerprint(*cases.get(n, (0, 0)), inbound=inbound[n]) for n, day in enumerate(days)
+        day: Fingerprint(*counted.get(day, (0, 0)), inbound=messages.get(day, 0)) for day in days
     }
+
+
+# On PostgreSQL a count per day, each through its own index range: no time zone rules per
+# row, and one short statement for a year of days.
+CASES_PER_DAY = sa.text(
+    """SELECT d.n, f.cases, f.events
+    FROM unnest(CAST(:los AS timestamptz[]), CAST(:his AS timestamptz[]))
+        WITH ORDINALITY AS d(lo, hi, n)
+    CROSS JOIN LATERAL (
+        SELECT count(*) AS cases, coalesce(sum(c.last_seq), 0) AS events FROM "case" AS c
+        WHERE c.agency_id = :agency AND c.created_at >= d.lo AND c.created_at < d.hi
+    ) AS f"""
+)
+INBOUND_PER_DAY = sa.text(
+    """SELECT d.n, (
+        SELECT count(*) FROM message AS m
+        WHERE m.direction = 'inbound' AND m.created_at >= d.lo AND m.created_at < d.hi
+    )
+    FROM unnest(CAST(:los AS timestamptz[]), CAST(:his AS timestamptz[]))
+        WITH ORDINALITY AS d(lo, hi, n)"""
+)

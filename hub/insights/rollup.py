@@ -36,6 +36,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from hub.clock import local_date, local_today
 from hub.db import Database, utcnow
 from hub.insights.days import (
+    COHORT_FIELDS,
     Cohort,
     DayFigures,
     Fingerprint,
@@ -121,9 +122,11 @@ async def kept_figures(
 ) -> DayFigures:
     """The kept figures of the fresh days (only ``journey_id``'s when given)."""
     figures = DayFigures()
-    for table, days in ((COHORTS, fresh.cohort), (WAITS, fresh.cohort), (MIX, fresh.mix)):
+
+    async def kept(days: frozenset[dt.date], *columns: sa.Column[Any]) -> list[Any]:
         if not days:
-            continue
+            return []
+        table = columns[0].table
         where = [
             table.c.agency_id == agency_id,
             table.c.day >= min(days),
@@ -131,20 +134,21 @@ async def kept_figures(
         ]
         if journey_id is not None:
             where.append(table.c.journey_id == journey_id)
-        for row in (await _execute(session, sa.select(table).where(*where))).mappings():
-            if row["day"] not in days:
-                continue
-            if table is COHORTS:
-                figures.cohort[(row["day"], row["journey_id"])] = Cohort(
-                    **{name: row[name] for name in Cohort.__dataclass_fields__}
-                )
-            elif table is WAITS:
-                key = (row["day"], row["journey_id"], row["channel"])
-                figures.first_response[key] = Waits(row["cases"], row["answered"], row["waited_ms"])
-            else:
-                figures.channel_mix[(row["day"], row["journey_id"], row["channel"])] = row[
-                    "messages"
-                ]
+        rows = await _execute(
+            session, sa.select(table.c.day, table.c.journey_id, *columns).where(*where)
+        )
+        return [row for row in rows.all() if row[0] in days]
+
+    c, w, m = COHORTS.c, WAITS.c, MIX.c
+    cohort_columns = [c[name] for name in COHORT_FIELDS]
+    for day, journey, *values in await kept(fresh.cohort, *cohort_columns):
+        figures.cohort[(day, journey)] = Cohort(*values)
+    for day, journey, channel, *values in await kept(
+        fresh.cohort, w.channel, w.cases, w.answered, w.waited_ms
+    ):
+        figures.first_response[(day, journey, channel)] = Waits(*values)
+    for day, journey, channel, messages in await kept(fresh.mix, m.channel, m.messages):
+        figures.channel_mix[(day, journey, channel)] = messages
     return figures
 
 
