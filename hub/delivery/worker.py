@@ -53,7 +53,10 @@ MAX_ATTEMPTS = 8
 # and rows a worker round takes per concurrent send: a busy worker's round stays short, so
 # timers and the other steps of ``run_once`` are never held up for long.
 CONCURRENCY = 16
-ROUND_ROWS_PER_SEND = 50
+ROUND_ROWS_PER_SEND = 250
+# A round claims no more rows after this long, whatever is left of its rows: a round's end
+# (and the timers between rounds) is a pause for the sends, so it should not come too often.
+ROUND_SECONDS = 1.0
 CLAIM_CHUNK = 50  # rows claimed at a time, at least
 CLAIM_PER_SEND = 8  # and per concurrent send
 # Messages handed over but not yet recorded, per concurrent send: the more, the larger the
@@ -198,8 +201,9 @@ async def record(
 
 async def record_many(
     database: Database, outcomes: Sequence[Outcome], *, broker: Broker | None = None
-) -> None:
-    """Write several outcomes in one transaction, each as :func:`record` writes it.
+) -> bool:
+    """Write several outcomes in one transaction, each as :func:`record` writes it; whether
+    all were written.
 
     If that transaction fails, each outcome is written in one of its own, so that one which
     cannot be written holds up none of the others; that one's row stays claimed, and is
@@ -208,7 +212,7 @@ async def record_many(
     try:
         async with database.session() as session:
             await apply_outcomes(session, outcomes, broker=broker)
-        return
+        return True
     except Exception as failure:
         if len(outcomes) == 1:
             log.error(
@@ -216,9 +220,9 @@ async def record_many(
                 outcomes[0].item_id,
                 type(failure).__name__,
             )
-            return
-    for outcome in outcomes:
-        await record_many(database, [outcome], broker=broker)
+            return False
+    written = [await record_many(database, [outcome], broker=broker) for outcome in outcomes]
+    return all(written)
 
 
 async def apply_outcomes(
@@ -497,6 +501,13 @@ class Round:
         self.attempted = 0
         self.drained = False
         self.closing = False
+        # An outcome could not be written (the database went away): every send from then on
+        # would be one more that goes twice, so the round starts none.
+        self.halted = False
+
+    @property
+    def stopping(self) -> bool:
+        return self.halted or self.stop.is_set()
 
     async def run(self, limit: int, claim_seconds: float) -> int:
         watcher = asyncio.create_task(self.watch_stop())
@@ -521,11 +532,14 @@ class Round:
     async def claim(self, limit: int, claim_seconds: float) -> None:
         chunk = min(limit, max(CLAIM_CHUNK, CLAIM_PER_SEND * self.concurrency))
         claimed = 0
-        while claimed < limit and not self.stop.is_set():
-            while self.queued > chunk // 2 and not self.stop.is_set():
+        ends = time.monotonic() + ROUND_SECONDS
+        while claimed < limit and not self.stopping:
+            if claimed and time.monotonic() > ends:
+                return
+            while self.queued > chunk // 2 and not self.stopping:
                 self.progress.clear()
                 await self.progress.wait()
-            if self.stop.is_set():
+            if self.stopping:
                 return
             wanted = min(chunk, limit - claimed)
             now, start_by = utcnow(), time.monotonic() + claim_seconds * SEND_WITHIN_CLAIM
@@ -561,7 +575,7 @@ class Round:
             adapter = self.adapters.get(message.channel)
             if not isinstance(adapter, Preparing):
                 continue
-            if message.id in self.taken or self.stop.is_set():
+            if message.id in self.taken or self.stopping:
                 continue
             adapter.prepare(message)
             await asyncio.sleep(0)
@@ -572,9 +586,9 @@ class Round:
         A message whose claim has nearly run out while it waited (a slow provider) is not
         sent: another worker may take it once the claim has expired, and both would send."""
         try:
-            while queue and not self.stop.is_set():
+            while queue and not self.stopping:
                 await self.unrecorded.acquire()
-                if not queue or self.stop.is_set():
+                if not queue or self.stopping:
                     self.unrecorded.release()
                     return
                 claimed = queue.popleft()
@@ -615,9 +629,13 @@ class Round:
                 waited += 1
             while self.outcomes:
                 batch, self.outcomes = self.outcomes, []
+                written = False
                 try:
-                    await record_many(self.database, batch, broker=self.broker)
+                    written = await record_many(self.database, batch, broker=self.broker)
                 finally:
+                    if not written:
+                        self.halted = True
+                        self.progress.set()  # the claimer stops waiting
                     for _ in batch:
                         self.unrecorded.release()
             if self.closing:
