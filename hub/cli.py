@@ -832,7 +832,9 @@ app.add_typer(access_log_app, name="access-log")
 
 
 @access_log_app.command("verify")
-def verify_access_log() -> None:
+def verify_access_log(
+    batch: Annotated[int, typer.Option(min=1, help="Entries read at a time.")] = 5000,
+) -> None:
     """Check the access log's hash chain from its first entry. Exit code 0 when every entry is
     in place and unchanged; 1 at the first that is not, naming it and why."""
     from hub.access.chain import verify_chain
@@ -846,7 +848,7 @@ def verify_access_log() -> None:
     async def main() -> Any:
         database = Database(settings.database_url)
         try:
-            return await verify_chain(database, progress=progress)
+            return await verify_chain(database, batch=batch, progress=progress)
         finally:
             await database.dispose()
 
