@@ -16,9 +16,10 @@ from tests.access.test_chain import entries, staff_reads
 from tests.messages.world import World
 
 
-async def verify(database: Database) -> Result:
+async def verify(database: Database, *options: str) -> Result:
     env = {"HUB_DATABASE_URL": database.url, "HUB_ENVIRONMENT": "test"}
-    return await asyncio.to_thread(CliRunner().invoke, app, ["access-log", "verify"], env=env)
+    arguments = ["access-log", "verify", *options]
+    return await asyncio.to_thread(CliRunner().invoke, app, arguments, env=env)
 
 
 async def test_an_intact_log_is_reported_ok(
@@ -67,6 +68,9 @@ async def test_a_long_walk_reports_its_progress(
     seen: list[tuple[int, int]] = []
 
     report = await verify_chain(database, batch=2, progress=lambda *p: seen.append(p))
+    result = await verify(database, "--batch", "2")
 
     assert report.ok and report.checked == 5
     assert seen == [(2, 5), (4, 5), (5, 5)]
+    assert result.exit_code == 0
+    assert result.stderr.splitlines() == ["checked 2 of 5 entries…", "checked 4 of 5 entries…"]
