@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, BackgroundTasks, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from hub.access.service import represented_parties
-from hub.auth.citizens import CodeRequestsExhausted, request_login_code, verify_login_code
+from hub.auth.citizens import normalise_address, send_login_code, verify_login_code
 from hub.auth.dependencies import (
     SESSION_COOKIE,
     CurrentViewer,
@@ -71,14 +70,16 @@ def _session_response(login: LoginSession, token: str, settings: Settings) -> JS
     },
 )
 async def ask_login_code(
-    body: CodeRequest, request: Request, session: SessionDep, settings: SettingsDep
+    body: CodeRequest, request: Request, background: BackgroundTasks, settings: SettingsDep
 ) -> CodeRequested:
     """Send a one-time login code to a verified address. The answer does not say whether
-    the address is known, and neither does its rate limit: it counts every address."""
+    the address is known, and neither do its rate limit (it counts every address) or its
+    timing (the code is made and sent after the answer)."""
     await take_login_try(request, purpose="code", address=citizen_address(body.address))
-    # Only a known address can have had too many codes: answered as an unknown one would be.
-    with contextlib.suppress(CodeRequestsExhausted):
-        await request_login_code(session, email_or_phone=body.address, settings=settings)
+    normalise_address(body.address)
+    background.add_task(
+        send_login_code, request.app.state.database, email_or_phone=body.address, settings=settings
+    )
     return CodeRequested()
 
 

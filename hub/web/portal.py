@@ -12,14 +12,14 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from fastapi import Request
+from fastapi import BackgroundTasks, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.routes import my_access_log
 from hub.access.service import Viewer, case_for_viewer
-from hub.auth.citizens import CodeRequestsExhausted, request_login_code, verify_login_code
+from hub.auth.citizens import normalise_address, send_login_code, verify_login_code
 from hub.auth.dependencies import SESSION_COOKIE
 from hub.auth.routes import set_session_cookie
 from hub.auth.sessions import resolve_session, revoke_session
@@ -124,28 +124,30 @@ async def login_page(request: Request, viewer: PageViewer, next: str | None = No
 
 
 @router.post("/login", response_class=HTMLResponse)
-async def ask_code(request: Request, session: SessionDep, settings: SettingsDep) -> Response:
+async def ask_code(
+    request: Request, background: BackgroundTasks, settings: SettingsDep
+) -> Response:
     """Send a code to the address if a citizen verified it; the page that follows is the
-    same whether or not the address is known."""
+    same, and as quick, whether or not the address is known (the code is sent after it)."""
     fields = await posted_form(request, settings)
     next_page = local_path(fields.get("next"), MY_CASES)
     address = fields.get("address", "").strip()[:200]
     try:
         await take_login_try(request, purpose="code", address=citizen_address(address))
-        await request_login_code(session, email_or_phone=address, settings=settings)
+        normalise_address(address)
     except LoginsExhausted as exhausted:
         page = _login_page(
             request, next_page=next_page, error=TOO_MANY_CODES, address=address, status_code=429
         )
         page.headers["Retry-After"] = str(exhausted.retry_after)
         return page
-    except CodeRequestsExhausted:
-        # Only a known address can have had too many codes: answered as an unknown one.
-        return _code_page(request, next_page=next_page, address=address)
     except InvalidInput:
         return _login_page(
             request, next_page=next_page, error=ADDRESS_INVALID, address=address, status_code=422
         )
+    background.add_task(
+        send_login_code, request.app.state.database, email_or_phone=address, settings=settings
+    )
     # The address travels in the form, not the URL: a URL ends up in logs.
     return _code_page(request, next_page=next_page, address=address)
 
