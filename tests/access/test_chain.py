@@ -167,9 +167,16 @@ async def test_a_removed_entry_fails_verification_where_it_was(
     assert "entry 2 is missing" in report.broken.reason
 
 
+@pytest.mark.parametrize("reader", ["sanne_token", "rita_token"], ids=["staff", "representative"])
 async def test_a_read_whose_entry_cannot_be_written_is_not_answered(
-    client: httpx.AsyncClient, database: Database, world: World
+    client: httpx.AsyncClient, database: Database, world: World, reader: str
 ) -> None:
+    posted = await client.post(
+        thread_url(world),
+        json={"body": "Wanneer krijg ik antwoord?"},
+        headers=bearer(world.anna_token),
+    )
+    assert posted.status_code in (200, 201), posted.text
     async with database.engine.begin() as connection:
         if database.dialect == "postgresql":
             await connection.execute(
@@ -192,7 +199,7 @@ async def test_a_read_whose_entry_cannot_be_written_is_not_answered(
                 )
             )
     try:
-        response = await client.get(thread_url(world), headers=bearer(world.sanne_token))
+        response = await client.get(thread_url(world), headers=bearer(getattr(world, reader)))
     finally:
         async with database.engine.begin() as connection:
             await connection.execute(
@@ -209,6 +216,8 @@ async def test_a_read_whose_entry_cannot_be_written_is_not_answered(
     assert problem["title"] == "Access log unavailable"
     assert "Wanneer" not in response.text and "body" not in response.text
     assert await entries(database) == []
+    shown = await client.get(thread_url(world), headers=bearer(getattr(world, reader)))
+    assert "Wanneer krijg ik antwoord?" in shown.text  # what the refused read would have shown
 
 
 def test_a_pseudonym_is_the_same_for_the_same_party_and_differs_between_parties() -> None:
