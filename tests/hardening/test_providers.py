@@ -232,7 +232,7 @@ async def test_a_stalled_mail_server_holds_no_connection_and_no_other_channel(
         )
         worker = asyncio.create_task(deliver_once(small, adapters, concurrency=2))
         try:
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while sink.receiving == 0 and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             assert sink.receiving == 1, "the mail never reached the server"
@@ -249,20 +249,18 @@ async def test_a_stalled_mail_server_holds_no_connection_and_no_other_channel(
                 await asyncio.sleep(0.02)
             assert [t["Body"] for t in twilio.sent] == ["Uw sms."]
             assert sms.status == "sending" and sms.provider_id is not None
-            # The one connection is free: the stuck send holds none, and requests are
-            # answered through the same small pool.
+            # The one connection is free: the stuck send holds none.
             assert small.engine.pool.checkedout() == 0  # type: ignore[attr-defined]
             item, notice = await row(database, item_id)
+            # A request to a hub on that pool is answered (were the connection held, it
+            # would wait for it and fail after the pool's two seconds).
             hub = create_app(settings, database=small)
-            async with LifespanManager(hub):
+            async with LifespanManager(hub, startup_timeout=60):
                 transport = httpx.ASGITransport(app=hub)
                 async with httpx.AsyncClient(transport=transport, base_url="http://hub.test") as c:
-                    started = time.monotonic()
                     read = await c.get(f"/api/notices/{notice.id}", headers=bearer(key))
-                    took = time.monotonic() - started
             assert read.status_code == 200, read.text
             assert read.json()["status"] == "sending"
-            assert took < 1, took
             assert not worker.done()
         finally:
             sink.gate.set()
