@@ -9,6 +9,7 @@ queue with its raw MIME kept; nothing is dropped. A mail is applied once per Mes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -18,7 +19,7 @@ from typing import Any, Literal
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from channels.email.adapter import one_line
+from channels.email.adapter import address_of, one_line
 from channels.email.parsing import DeliveryStatus, ParsedMail, parse_mail, unreadable_mail
 from channels.email.tokens import read_token, token_in
 from hub.config import Settings
@@ -319,6 +320,8 @@ async def apply_delivery_status(
         )
     ).first()
     if outbox is None:
+        outbox = await _sent_unrecorded(session, report.original_ids, settings=settings)
+    if outbox is None:
         return None
     await _keep_raw(
         session, raw, settings=settings, party_id=outbox.party_id, message_id=outbox.message_id
@@ -339,6 +342,31 @@ async def apply_delivery_status(
         log.info("outbox %s bounced (%s)", outbox.id, report.status)
     session.add(outbox)
     await session.flush()
+    return outbox
+
+
+async def _sent_unrecorded(
+    session: AsyncSession, original_ids: Sequence[str], *, settings: Settings
+) -> OutboxItem | None:
+    """The mail the report is about when the worker that sent it died before it wrote down
+    its Message-ID: the hub's Message-IDs are made from the row's id (``SmtpAdapter``)."""
+    domain = (address_of(settings.mail_from) or "").rpartition("@")[2]
+    ids = []
+    for original in original_ids:
+        local, _, host = original.strip("<>").partition("@")
+        with contextlib.suppress(ValueError):
+            if host.lower() == domain.lower() and len(local) == 32:
+                ids.append(uuid.UUID(hex=local))
+    if not ids:
+        return None
+    query = select(OutboxItem).where(
+        col(OutboxItem.id).in_(ids),
+        OutboxItem.channel == "email",
+        col(OutboxItem.provider_id).is_(None),
+    )
+    outbox = (await session.exec(query.with_for_update())).first()
+    if outbox is not None:
+        outbox.provider, outbox.provider_id = "smtp", f"<{outbox.id.hex}@{domain}>"
     return outbox
 
 

@@ -68,6 +68,7 @@ def settings(tmp_path: Path, twilio: TwilioStandIn) -> Settings:
         run_worker=False,
         base_url=PUBLIC_URL,
         secret_key=SECRET_KEY,
+        mail_from="Toeslagen <noreply@hub.test>",
         inbound_mail_domain=DOMAIN,
         inbound_mail_secret=SecretStr(MAIL_SECRET),
         rate_limit_per_minute=0,
@@ -453,3 +454,47 @@ async def test_cloudevents_in_any_order_move_the_case_once_and_only_forward(
     assert [e.payload["id"] for e in log] == [events[n]["id"] for n in applied]
     assert moved is not None
     assert (moved.stage, moved.status) == (stage, "closed" if closed else "open")
+
+
+async def test_a_bounce_of_a_mail_sent_by_a_worker_that_died_before_recording_it_is_applied(
+    app: FastAPI, client: httpx.AsyncClient, database: Database, texted: Texted
+) -> None:
+    """The server took the mail, and the worker died before it wrote down the Message-ID:
+    the row is still "sending" without one when the bounce comes. The Message-ID is made from
+    the row's id, so the bounce still finds it; the mail is not sent to the dead address
+    again, and the bounce is not left for staff in the review queue."""
+    body = "Uw aanvraag is compleet."
+    async with database.session() as session:
+        outbox = OutboxItem(
+            case_id=texted.case.id,
+            party_id=texted.case.party_id,
+            channel="email",
+            recipient="f@example.nl",
+            template="reply",
+            body=body,
+            status="sending",
+            attempts=0,
+            claimed_until=utcnow() + dt.timedelta(seconds=60),
+            meta={"tried": ["email"]},
+        )
+        session.add(outbox)
+    message_id = f"{outbox.id.hex}@hub.test".encode()
+    answers = [await post_mail(client, bounce("postfix_failed", message_id)) for _ in "12"]
+    assert [a.status_code for a in answers] == [200, 200]
+    assert [a.json()["outcome"] for a in answers] == ["delivery_status", "duplicate"]
+    async with database.session() as session:
+        row = await session.get(OutboxItem, outbox.id)
+        items = (await session.exec(select(ReviewItem))).all()
+        texts = (
+            await session.exec(
+                select(OutboxItem).where(OutboxItem.channel == "sms", OutboxItem.body == body)
+            )
+        ).all()
+    assert row is not None and row.status == "permanent-failure"
+    assert row.provider_id == f"<{outbox.id.hex}@hub.test>"
+    assert items == []
+    assert len(texts) == 1
+    await deliver_once(database, app.state.adapters, limit=100)
+    async with database.session() as session:
+        after = await session.get(OutboxItem, outbox.id)
+    assert after is not None and (after.status, after.attempts) == ("permanent-failure", 0)
