@@ -405,6 +405,7 @@ async def run(plan: Plan, folder: Path, say: Any = print) -> Result:
                     marks.write(f"{fault.upper()} {threshold}\n")
                 say(f"{fault} at {threshold} delivered ({time.monotonic() - started:.1f} s)")
             while True:
+                workers.running()  # raises if the worker died by itself
                 with contextlib.suppress(Exception):
                     outbox = await counts(database, col(OutboxItem.status))
                     if outbox.keys() <= FINAL:
