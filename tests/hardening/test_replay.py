@@ -498,3 +498,35 @@ async def test_a_bounce_of_a_mail_sent_by_a_worker_that_died_before_recording_it
     async with database.session() as session:
         after = await session.get(OutboxItem, outbox.id)
     assert after is not None and (after.status, after.attempts) == ("permanent-failure", 0)
+
+
+async def test_cloudevents_sent_all_at_once_with_repeats_apply_each_once_in_time_order(
+    client: httpx.AsyncClient, database: Database, texted: Texted
+) -> None:
+    events = cloudevents(str(texted.case.id))
+    order = [3, 0, 2, 1, 0, 3, 1, 2, 0, 0]
+    answers = await asyncio.gather(
+        *(
+            client.post(
+                "/api/cloudevents",
+                content=json.dumps(events[number]),
+                headers={**bearer(texted.api_key), "Content-Type": "application/cloudevents+json"},
+            )
+            for number in order
+        )
+    )
+    assert {a.status_code for a in answers} <= {200, 409}, [a.text for a in answers]
+    async with database.session() as session:
+        log = (
+            await session.exec(
+                select(CaseEvent)
+                .where(CaseEvent.case_id == texted.case.id, CaseEvent.kind == "backoffice_event")
+                .order_by(col(CaseEvent.seq))
+            )
+        ).all()
+    applied = [e.payload["id"] for e in log]
+    assert applied, "no event was applied"
+    assert len(applied) == len(set(applied))  # each at most once
+    assert applied == sorted(applied, key=[e["id"] for e in events].index)  # only forward
+    fresh = [a for a in answers if a.status_code == 200 and not a.json()["duplicate"]]
+    assert sorted(a.json()["id"] for a in fresh) == sorted(applied)
