@@ -23,7 +23,7 @@ from hub.errors import HubError, problem
 
 # Room for the multipart form around a file: its boundaries, part headers and small fields.
 FORM_OVERHEAD = 1024 * 1024
-METHODS_WITH_BODIES = ("POST", "PUT", "PATCH")
+METHODS_WITH_BODIES = ("POST", "PUT", "PATCH", "DELETE")
 
 # (method, path as the router serves it, the route's own limit). A test checks that each
 # names a served route, so a renamed one fails loudly instead of falling to the default.
