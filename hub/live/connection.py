@@ -105,11 +105,19 @@ class SessionChecks:
             async with self.database.reader.connect() as connection:
                 self.queries += 1
                 live = await live_sessions(connection, list(waiting))
-        except Exception as error:
+        except BaseException as error:
+            # A failed query fails this tick's checks (each socket tries again at the next);
+            # a cancelled one (the loop closing) leaves no socket waiting for ever.
             for answers in waiting.values():
                 for answer in answers:
-                    if not answer.done():
+                    if answer.done():
+                        continue
+                    if isinstance(error, Exception):
                         answer.set_exception(error)
+                    else:
+                        answer.cancel()
+            if not isinstance(error, Exception):
+                raise
             return
         for session_id, answers in waiting.items():
             for answer in answers:
