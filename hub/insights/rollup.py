@@ -331,23 +331,27 @@ async def roll_up_insights(database: Database, *, catalog: Catalog, timezone: st
     due, older_block = _next_round.get(database, (0.0, 0))
     if time.monotonic() < due:
         return 0
-    async with database.session() as session:
-        agencies = list((await _execute(session, sa.select(AGENCIES.c.id))).scalars())
-    counts = [
-        await roll_up_agency(
-            database,
-            catalog=catalog,
-            agency_id=agency_id,
-            timezone=timezone,
-            older_block=older_block,
-        )
-        for agency_id in agencies
-    ]
+    # Pushed back first: a round that fails is not tried again at once.
+    _next_round[database] = (time.monotonic() + ROUND_SECONDS, older_block + 1)
+    try:
+        async with database.session() as session:
+            agencies = list((await _execute(session, sa.select(AGENCIES.c.id))).scalars())
+        counts = [
+            await roll_up_agency(
+                database,
+                catalog=catalog,
+                agency_id=agency_id,
+                timezone=timezone,
+                older_block=older_block,
+            )
+            for agency_id in agencies
+        ]
+    except Exception:
+        # Reports count what is not kept from the rows: the worker's other work goes first.
+        log.exception("insights: the rollup round failed; the reports count from the rows")
+        return 0
     if any(counts):
         log.info("insights: rolled up %d days", sum(counts))
-    behind = any(count >= DAYS_PER_ROUND for count in counts)
-    _next_round[database] = (
-        time.monotonic() + (0.0 if behind else ROUND_SECONDS),
-        older_block if behind else older_block + 1,
-    )
+    if any(count >= DAYS_PER_ROUND for count in counts):
+        _next_round[database] = (time.monotonic(), older_block)
     return 0
