@@ -38,8 +38,16 @@ def own_agency(viewer: Viewer, agency: str | None) -> str:
     return viewer.agency_id
 
 
+# Far enough either way for any figure the hub holds; beyond them the date arithmetic of a
+# period (four weeks back, a day on) would leave the calendar.
+EARLIEST, LATEST = dt.date(1900, 1, 1), dt.date(2999, 12, 31)
+
+
 def period_of(first: dt.date | None, last: dt.date | None, today: dt.date) -> Period:
     """The asked period; by default the four weeks up to today. At most a year long."""
+    for day in (first, last):
+        if day is not None and not EARLIEST <= day <= LATEST:
+            raise InvalidInput(f"A date lies between {EARLIEST} and {LATEST}.")
     period = Period.ending(last or today)
     if first is not None:
         period = Period(first, period.last)
