@@ -95,7 +95,7 @@ async def test_a_party_name_or_email_with_a_line_break_is_refused(
         assert (await session.exec(select(Case))).all() == []
 
 
-async def test_a_notice_subject_with_a_line_break_is_refused_written_or_filled_in(
+async def test_a_notice_subject_never_carries_a_line_break_written_or_filled_in(
     client: httpx.AsyncClient, database: Database
 ) -> None:
     async with database.session() as session:
@@ -108,7 +108,7 @@ async def test_a_notice_subject_with_a_line_break_is_refused_written_or_filled_i
 
     template = {"subject": "Uw toeslag, {{ name }}", "body": "Beste {{ name }}"}
     assert (await client.put(url, json=template, headers=bearer(key))).status_code == 200
-    for index in range(len(BREAKS)):
+    for index, brk in enumerate(BREAKS):
         preview = await client.post(
             "/api/notice-templates/rent/preview",
             json={
@@ -118,7 +118,15 @@ async def test_a_notice_subject_with_a_line_break_is_refused_written_or_filled_i
             },
             headers=bearer(key),
         )
-        assert_refused(preview)
+        if "%" in brk or "=?" in brk:
+            # Encoded, it would survive into the header: refused.
+            assert_refused(preview)
+        else:
+            # A value's own line break is folded into a space, as all its whitespace is (the
+            # bulk path folds in SQL alike): the subject stays one line.
+            assert preview.status_code == 200, preview.text
+            subject = preview.json()["subject"]
+            assert subject == " ".join(subject.split()) and "Bcc: everyone" in subject
     # A line break in the body is just a line break.
     fine = await client.post(
         "/api/notice-templates/rent/preview",
