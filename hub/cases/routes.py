@@ -28,6 +28,7 @@ from hub.db import MAX_INTEGER
 from hub.dependencies import BrokerDep, CatalogDep, SessionDep, SettingsDep
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import append_event, events_after
+from hub.messages.schemas import checked_text
 from hub.models import Case, Party
 from hub.parties.service import find_or_create_party
 from journeys.catalog import Catalog
@@ -365,7 +366,7 @@ async def add_note(
         case_id=case.id,
         kind="note",
         actor=staff.actor(),
-        payload={"text": body.text},
+        payload={"text": checked_text(body.text, what="note", limit=10_000)},
         audience="staff",
         broker=broker,
     )

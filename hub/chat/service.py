@@ -29,6 +29,7 @@ from hub.db import after_commit, utcnow
 from hub.errors import Conflict, Forbidden, InvalidInput, NotFound
 from hub.events.fanout import Broker, Signal
 from hub.events.service import Actor, Audience, append_event
+from hub.messages.schemas import checked_text
 from hub.messages.service import Direction, address_for, post_message, reply
 from hub.models import (
     Agency,
@@ -282,6 +283,7 @@ async def start_chat(
         _queue_changed(session, context, conversation)
     posted = None
     if text is not None and text.strip():
+        text = checked_text(text, what="chat line", limit=10_000)
         external_id = _client_ref(viewer, ref)
         _, posted = await _thread(session, case.id, external_id)
         if posted is None:
@@ -398,6 +400,7 @@ async def say(
         raise InvalidInput("A chat line needs text.")
     if len(body) > 10_000:
         raise InvalidInput("A chat line is at most 10,000 characters.")
+    body = checked_text(body, what="chat line", limit=10_000)
     if viewer.kind not in ("citizen", "staff"):
         raise Forbidden("Only citizens and staff chat.")
     if internal and viewer.kind != "staff":
@@ -581,6 +584,7 @@ async def hand_over(
         raise InvalidInput("Hand over to exactly one of a colleague, a team or an agency.")
     if not note.strip():
         raise InvalidInput("Say in a note what the next person should know.")
+    note = checked_text(note, what="note", limit=4_000)
     conversation, case, _ = await conversation_for_viewer(
         session, viewer, conversation_id, for_update=True
     )
