@@ -11,6 +11,7 @@ import datetime as dt
 import random
 from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -28,7 +29,8 @@ from hub.insights.rollup import (
     roll_up_days,
     roll_up_insights,
 )
-from hub.insights.service import Insights, Period, agency_insights
+from hub.insights.schemas import Insights
+from hub.insights.service import Period, agency_insights
 from hub.messages.service import post_message
 from hub.models import Case
 from journeys.catalog import load_catalog
@@ -173,3 +175,19 @@ async def test_the_worker_step_keeps_the_completed_days(database: Database) -> N
         assert local_today("Europe/Amsterdam") not in {day for day, _ in kept}
         assert 9 <= len(kept) <= 11  # yesterday back to the first case's day
         assert sum(cases for _, cases in kept) == 2
+
+
+async def test_a_failing_round_is_logged_and_leaves_the_worker_going(
+    database: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    if database.dialect != "sqlite":
+        pytest.skip("the table is dropped from this test's own SQLite file")
+    async with database.session() as session:
+        await make_agency(session, "toeslagen")
+        party = await make_party(session, "Jan")
+        await case(session, party, "vraag", "2026-03-02 08:00")
+        connection = await session.connection()
+        await connection.execute(sa.text("DROP TABLE insight_day"))
+
+    assert await roll_up_insights(database, catalog=CATALOG, timezone="Europe/Amsterdam") == 0
+    assert "the rollup round failed" in caplog.text
