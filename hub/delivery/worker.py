@@ -325,8 +325,9 @@ def outcome_columns(
     change: dict[str, Any] = {"attempts": attempts + 1, "claimed_until": None, "updated_at": now}
     report = outcome.report
     if report is not None:
-        # A callback (or a posted letter) may have written the final status already.
-        if not (report.status == "sending" and status != "sending"):
+        # A callback, a bounce or a posted letter may have written the final status while
+        # the send was under way: that one stands.
+        if status == "sending":
             change["status"] = report.status
             change["last_error"] = report.detail
         change["provider"] = report.provider

@@ -13,9 +13,9 @@ from channels.email.adapter import SmtpAdapter
 from hub.config import Settings
 from hub.db import Database, utcnow
 from hub.delivery.service import enqueue
-from hub.delivery.worker import claim_due, deliver_once, release
+from hub.delivery.worker import claim_due, deliver_once, record, release
 from hub.models import OutboxItem
-from hub.ports import AdapterRegistry
+from hub.ports import AdapterRegistry, DeliveryReport
 from tests.email.sink import SmtpSink, smtp_settings
 
 
@@ -76,3 +76,25 @@ async def test_giving_up_a_claim_leaves_a_later_claim_alone(database: Database) 
 
     assert all(i.claimed_until is not None for i in (await rows(database)).values())
     assert await claim_due(database) == []
+
+
+async def test_a_bounce_recorded_while_the_send_was_under_way_stands(database: Database) -> None:
+    """A bounce (or a provider's callback) may write the final status between the server's
+    acceptance and the worker's record: the worker's "delivered" must not overwrite it."""
+    await fill(database, 2)
+    claimed = await claim_due(database, limit=2)
+    bounced, accepted = claimed
+    async with database.session() as session:
+        item = await session.get(OutboxItem, bounced.id)
+        assert item is not None
+        item.status, item.last_error = "permanent-failure", "550 no such user (bounce)"
+        session.add(item)
+    for message in claimed:
+        report = DeliveryReport("delivered", "smtp", provider_id=f"<{message.id.hex}@hub>")
+        await record(database, message.id, report)
+
+    items = {i.id: i for i in (await rows(database)).values()}
+    assert items[bounced.id].status == "permanent-failure"
+    assert items[bounced.id].last_error == "550 no such user (bounce)"
+    assert items[bounced.id].provider_id == f"<{bounced.id.hex}@hub>"
+    assert items[accepted.id].status == "delivered"
