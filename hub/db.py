@@ -21,6 +21,8 @@ from sqlalchemy.util.concurrency import greenlet_spawn
 from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from hub.errors import InvalidInput
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_name)s",
@@ -72,6 +74,7 @@ def create_engine(url: str) -> AsyncEngine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _tune_sqlite(engine)
+        _refuse_nul(engine)
         return engine
     # No pre-ping: it costs a round trip on every checkout, which on a chat line is more than
     # the insert. A connection the server dropped fails its first statement instead; SQLAlchemy
@@ -83,9 +86,33 @@ def create_engine(url: str) -> AsyncEngine:
     # is closed when it comes back, so load that needs more than are kept opens and closes one
     # per request: a PostgreSQL backend started, TLS tried, every statement prepared again.
     # With 10 kept, 16 status reads at once spent a fifth of the hub's CPU on that.
-    return create_async_engine(
+    engine = create_async_engine(
         url, pool_size=20, max_overflow=10, pool_recycle=1800, hide_parameters=True
     )
+    _refuse_nul(engine)
+    return engine
+
+
+def _refuse_nul(engine: AsyncEngine) -> None:
+    """Text holding a NUL character is refused as input (422) before it reaches a statement:
+    PostgreSQL can neither store nor compare it (a search or login with one was a 500), and
+    SQLite is held to the same rule so that both answer alike."""
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def _check(
+        _conn: Any, _cursor: Any, _statement: str, parameters: Any, _context: Any, _many: bool
+    ) -> None:
+        # One row or many, as a tuple, list or dict: every text among them.
+        values = [parameters]
+        while values:
+            value = values.pop()
+            if isinstance(value, str):
+                if "\x00" in value:
+                    raise InvalidInput("Text with a NUL character (\\u0000) cannot be taken.")
+            elif isinstance(value, dict):
+                values.extend(value.values())
+            elif isinstance(value, list | tuple):
+                values.extend(value)
 
 
 def _tune_sqlite(engine: AsyncEngine) -> None:
