@@ -87,7 +87,7 @@ def fill_statements(cases: int, notices: int) -> list[str]:
         # older ones mostly are. Dates in its state are local days, as the engine keeps them.
         f"""INSERT INTO "case" (id, reference, journey_id, journey_version, agency_id, party_id,
             title, stage, status, state, opened_channel, last_seq, created_at, updated_at,
-            closed_at)
+            closed_at, stage_entered_on)
         SELECT gen_random_uuid(), 'B-' || u.g, j.id, j.version, j.agency, p.id, j.id, s.stage,
             CASE WHEN s.closed THEN 'closed' ELSE 'open' END,
             json_build_object(
@@ -96,7 +96,8 @@ def fill_statements(cases: int, notices: int) -> list[str]:
                 'started_on', s.day, 'stage_entered_on', least(s.day + s.took / 2, current_date),
                 'decided_on', CASE WHEN s.closed THEN s.day + s.took END),
             'portal', 0, s.opened, s.opened,
-            CASE WHEN s.closed THEN s.opened + s.took * interval '1 day' END
+            CASE WHEN s.closed THEN s.opened + s.took * interval '1 day' END,
+            least(s.day + s.took / 2, current_date)
         FROM (
             -- Drawn per row here: in a lateral subquery PostgreSQL may draw once per journey.
             SELECT n AS g, random() AS u1, random() AS u2, random() AS u3, random() AS u4

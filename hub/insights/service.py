@@ -136,7 +136,7 @@ async def agency_insights(
         cohorts[journey].add(cohort)
 
     c = CASES.c
-    entered = c.state["stage_entered_on"].as_string()
+    entered = c.stage_entered_on
     open_filter = [c.agency_id == agency_id, c.status != CLOSED]
     if journey_id is not None:
         open_filter.append(c.journey_id == journey_id)
@@ -148,7 +148,7 @@ async def agency_insights(
     )
     in_stage: dict[str, dict[str, list[int]]] = defaultdict(lambda: defaultdict(lambda: [0, 0]))
     for journey, stage, entered_on, count in stages_now:
-        waited = (today - dt.date.fromisoformat(entered_on)).days if entered_on else 0
+        waited = (today - entered_on).days if entered_on else 0
         counted = in_stage[journey][stage]
         counted[0] += count
         counted[1] += waited * count

@@ -6,7 +6,7 @@ import datetime as dt
 import uuid
 from typing import Any
 
-from sqlalchemy import Index, text
+from sqlalchemy import Index, event, text
 from sqlmodel import Field, SQLModel, UniqueConstraint
 
 from hub.models._columns import json_column, new_id, timestamp
@@ -21,6 +21,7 @@ class Case(SQLModel, table=True):
             "agency_id",
             "journey_id",
             "stage",
+            "stage_entered_on",
             postgresql_where=text("status <> 'closed'"),
             sqlite_where=text("status <> 'closed'"),
         ),
@@ -40,11 +41,21 @@ class Case(SQLModel, table=True):
     owner_id: uuid.UUID | None = Field(default=None, foreign_key="staff_member.id", index=True)
     opened_channel: str = Field(default="api", max_length=20)
     expected_completion: dt.date | None = None
+    stage_entered_on: dt.date | None = None  # the state's, kept in step (see below)
     result: str | None = Field(default=None, max_length=50)
     last_seq: int = 0
     created_at: dt.datetime = timestamp()
     updated_at: dt.datetime = timestamp()
     closed_at: dt.datetime | None = timestamp(nullable=True)
+
+
+@event.listens_for(Case, "before_insert")
+@event.listens_for(Case, "before_update")
+def _stage_entered_on(mapper: Any, connection: Any, case: Case) -> None:
+    """The day the case entered its stage, from its state, as a column: insights count open
+    cases by it through an index alone, where reading it from the state read every one."""
+    entered = (case.state or {}).get("stage_entered_on")
+    case.stage_entered_on = dt.date.fromisoformat(entered) if isinstance(entered, str) else None
 
 
 class CaseParticipant(SQLModel, table=True):
