@@ -113,6 +113,11 @@ class Outcome:
         return found
 
 
+# A connection idle for longer is not used again: uvicorn closes one after 5 s, and a request
+# sent on it just as it does fails (seen on a loaded machine).
+KEEP_ALIVE = httpx.Limits(keepalive_expiry=1.0)
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -164,7 +169,7 @@ async def churn(
     """Connect, follow from the position, read for a while, drop the socket (abruptly or
     closing it), stay away for a while, again — until the writer is done and the client
     holds the last line posted."""
-    async with httpx.AsyncClient(timeout=30) as http:
+    async with httpx.AsyncClient(timeout=30, limits=KEEP_ALIVE) as http:
         while True:
             endpoint = rng.choice(endpoints)
             attempt = Reconnect(time.monotonic())
@@ -232,7 +237,7 @@ async def post_lines(
     """Post ``scenario.messages`` chat lines: mostly the citizen's, with staff replies and
     internal notes (which citizens must never get) among them; the last is the citizen's.
     The last line's ``seq``."""
-    async with httpx.AsyncClient(base_url=endpoint.http_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=endpoint.http_url, timeout=30, limits=KEEP_ALIVE) as http:
         started = await http.post(
             "/api/chats",
             json={"case_id": str(case_id), "text": "regel 1"},

@@ -107,7 +107,7 @@ class LiveClient:
     async def send(self, **frame: Any) -> None:
         await self.ws.send(json.dumps(frame, default=str))
 
-    async def recv(self, within: float = 5.0) -> dict[str, Any]:
+    async def recv(self, within: float = 15.0) -> dict[str, Any]:
         frame: dict[str, Any] = json.loads(await asyncio.wait_for(self.ws.recv(), within))
         self.seen.append(frame)
         return frame
@@ -115,7 +115,7 @@ class LiveClient:
     async def expect(
         self,
         type_: str,
-        within: float = 5.0,
+        within: float = 15.0,  # generous: a busy CI machine, not a slow hub
         where: Callable[[dict[str, Any]], bool] | None = None,
         **fields: Any,
     ) -> dict[str, Any]:
