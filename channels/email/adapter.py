@@ -15,8 +15,8 @@ import contextlib
 import functools
 import logging
 import re
-import secrets
 import ssl
+import time
 import uuid
 from dataclasses import dataclass
 from email.header import Header
@@ -48,6 +48,19 @@ MAILS_PER_CONNECTION = 100
 PREPARED_AT_MOST = 4096
 # An address SMTP takes as it is between < and >: printable ASCII, no space, < or >.
 PLAIN_PATH = re.compile(r"[!-;=?-~]+@[!-;=?-~]+")
+
+
+_date_of_second: tuple[int, str] = (0, "")
+
+
+def mail_date() -> str:
+    """Now as a Date header (RFC 5322, GMT), made once a second: ``formatdate`` costs as much
+    as a tenth of writing the whole mail."""
+    global _date_of_second  # a cache of one value
+    second = int(time.time())
+    if _date_of_second[0] != second:
+        _date_of_second = (second, formatdate(second, usegmt=True))
+    return _date_of_second[1]
 
 
 def one_line(value: object, *, limit: int = 300) -> str:
@@ -210,7 +223,7 @@ class MailComposer:
             self.from_field,
             mailbox(one_line(message.context.get("party_name"), limit=200), recipient, "To"),
             header("Subject", one_line(message.subject)),
-            header("Date", formatdate(usegmt=True)),
+            header("Date", mail_date()),
             header("Message-ID", self.message_id(message)),
         ]
         if message.case_id is not None and message.party_id is not None:
@@ -230,7 +243,9 @@ class MailComposer:
             # A notice is sent by the hub, not a person: responders must not answer it
             # (RFC 3834), which keeps out-of-office loops off the case.
             fields.append(header("Auto-Submitted", "auto-generated"))
-        boundary = f"=_{secrets.token_hex(16)}".encode("ascii")
+        # Quoted-printable never writes "=_", so no part can hold the boundary; the message's
+        # own id makes it unique.
+        boundary = f"=_{message.id.hex}".encode("ascii")
         fields.append(b"MIME-Version: 1.0\r\n")
         fields.append(b'Content-Type: multipart/alternative;\r\n boundary="' + boundary + b'"\r\n')
         body = [b"\r\n"]

@@ -572,13 +572,15 @@ class Round:
         """Let the adapters that can write their messages ahead of sending do so, one at a
         time between the event loop's other work: mostly while the senders wait for the
         provider's answers, which takes that work off the senders' path."""
+        preparing: dict[str, Preparing | None] = {}
         for message in batch:
-            adapter = self.adapters.get(message.channel)
-            if not isinstance(adapter, Preparing):
+            if message.channel not in preparing:
+                adapter = self.adapters.get(message.channel)
+                preparing[message.channel] = adapter if isinstance(adapter, Preparing) else None
+            writer = preparing[message.channel]
+            if writer is None or message.id in self.taken or self.stopping:
                 continue
-            if message.id in self.taken or self.stopping:
-                continue
-            adapter.prepare(message)
+            writer.prepare(message)
             await asyncio.sleep(0)
 
     async def send_from(self, channel: str, queue: collections.deque[Claimed]) -> None:
