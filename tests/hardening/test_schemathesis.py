@@ -386,6 +386,9 @@ def test_workflows(served: Served) -> None:
             database=None,
             deadline=None,
             suppress_health_check=list(hypothesis.HealthCheck),
+            # The hub's state moves on with every step, so a failing chain cannot be replayed
+            # to shrink it: it is reported as it ran.
+            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         )
     )
 
