@@ -7,11 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from sqlmodel import col, select
+from sqlmodel import col
 
+from hub.access.service import entries_about
 from hub.auth.dependencies import CurrentCitizen
 from hub.dependencies import IsoDateTime, SessionDep
-from hub.models import AccessLogEntry, Agency, Case, ProcessingActivity
+from hub.models import AccessLogEntry
 
 router = APIRouter(prefix="/api/me", tags=["access log"])
 
@@ -42,17 +43,7 @@ async def my_access_log(
     newest first, with the purpose and legal ground from the agency's register."""
     assert citizen.party_id is not None
     query = (
-        select(AccessLogEntry, ProcessingActivity, Agency, Case)
-        .join(
-            ProcessingActivity,
-            isouter=True,
-            onclause=col(AccessLogEntry.processing_activity_id) == ProcessingActivity.id,
-        )
-        .join(Agency, isouter=True, onclause=col(AccessLogEntry.agency_id) == Agency.id)
-        .join(Case, isouter=True, onclause=col(AccessLogEntry.case_id) == Case.id)
-        .where(AccessLogEntry.party_id == citizen.party_id)
-        .order_by(col(AccessLogEntry.created_at).desc())
-        .limit(limit)
+        entries_about(citizen.party_id).order_by(col(AccessLogEntry.created_at).desc()).limit(limit)
     )
     if before is not None:
         query = query.where(AccessLogEntry.created_at < before)

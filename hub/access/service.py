@@ -12,12 +12,20 @@ from typing import Literal
 
 from sqlmodel import col, or_, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from hub.access.chain import append_entry, pseudonym
 from hub.db import utcnow
 from hub.errors import InvalidInput, NotFound
 from hub.events.service import Actor
-from hub.models import AccessLogEntry, Case, CaseParticipant, Mandate, ProcessingActivity
+from hub.models import (
+    AccessLogEntry,
+    Agency,
+    Case,
+    CaseParticipant,
+    Mandate,
+    ProcessingActivity,
+)
 from hub.observability.logging import request_id_var
 
 ViewerKind = Literal["citizen", "staff", "agency"]
@@ -195,3 +203,27 @@ def visible_agency_filter(agency_id: str) -> object:
     """A WHERE clause: cases the agency owns or takes part in."""
     participating = select(CaseParticipant.case_id).where(CaseParticipant.agency_id == agency_id)
     return or_(col(Case.agency_id) == agency_id, col(Case.id).in_(participating))
+
+
+def entries_about(
+    party_id: uuid.UUID,
+) -> Select[AccessLogEntry, ProcessingActivity, Agency, Case]:
+    """The access log entries about ``party_id``, each with the processing activity, agency
+    and case it names (when it names one): by the party's id, and by its pseudonym for the
+    entries of cases past their retention term, which keep only that."""
+    return (
+        select(AccessLogEntry, ProcessingActivity, Agency, Case)
+        .join(
+            ProcessingActivity,
+            isouter=True,
+            onclause=col(AccessLogEntry.processing_activity_id) == ProcessingActivity.id,
+        )
+        .join(Agency, isouter=True, onclause=col(AccessLogEntry.agency_id) == Agency.id)
+        .join(Case, isouter=True, onclause=col(AccessLogEntry.case_id) == Case.id)
+        .where(
+            or_(
+                col(AccessLogEntry.party_id) == party_id,
+                col(AccessLogEntry.subject) == pseudonym(party_id),
+            )
+        )
+    )

@@ -23,11 +23,11 @@ from typing import IO, Any
 
 from jinja2 import Environment
 from pydantic import BaseModel
-from sqlmodel import col, or_, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from hub.access.chain import append_entry, pseudonym
-from hub.access.service import Viewer
+from hub.access.service import Viewer, entries_about
 from hub.cases.schemas import EventOut
 from hub.db import utcnow
 from hub.documents.service import documents_of_case, read_file
@@ -342,21 +342,7 @@ async def _consents(session: AsyncSession, party_id: uuid.UUID) -> AsyncIterator
 
 async def _access_log(session: AsyncSession, party_id: uuid.UUID) -> AsyncIterator[dict[str, Any]]:
     query = (
-        select(AccessLogEntry, ProcessingActivity, Agency, Case)
-        .join(
-            ProcessingActivity,
-            isouter=True,
-            onclause=col(AccessLogEntry.processing_activity_id) == ProcessingActivity.id,
-        )
-        .join(Agency, isouter=True, onclause=col(AccessLogEntry.agency_id) == Agency.id)
-        .join(Case, isouter=True, onclause=col(AccessLogEntry.case_id) == Case.id)
-        # By pseudonym too: the entries of cases past their retention term keep only that.
-        .where(
-            or_(
-                col(AccessLogEntry.party_id) == party_id,
-                col(AccessLogEntry.subject) == pseudonym(party_id),
-            )
-        )
+        entries_about(party_id)
         .order_by(col(AccessLogEntry.created_at), col(AccessLogEntry.id))
         .execution_options(yield_per=BATCH)
     )
