@@ -44,8 +44,11 @@ router = APIRouter(prefix="/api/desk", tags=["desk"])
 TIMELINE_LIMIT = 5_000
 
 
-async def _party_card(session: AsyncSession, party: Party) -> PartyCard:
-    addresses = await service.verified_addresses(session, party.id)
+async def _party_card(session: AsyncSession, party: Party, *, contact: bool) -> PartyCard:
+    """The visitor; their addresses only for a desk whose agency may see one of their cases
+    (``contact``): to any other, who they are and where their cases stand, not how to reach
+    them."""
+    addresses = await service.verified_addresses(session, party.id) if contact else []
     return PartyCard(
         id=party.id,
         kind=party.kind,
@@ -56,7 +59,8 @@ async def _party_card(session: AsyncSession, party: Party) -> PartyCard:
             AddressOut(kind=a.kind, value=a.value, texts_stopped=a.opted_out_at is not None)
             for a in addresses
         ],
-        postal_address=party.postal_address,
+        postal_address=party.postal_address if contact else None,
+        contact_shown=contact,
         preferred_channel=party.preferred_channel,
         preferred_language=party.preferred_language,
         needs=party.needs,
@@ -157,7 +161,8 @@ async def search(
         await _desk_case(session, staff, case, catalog=catalog, agencies=agencies)
         for case in await cases_of_party(session, party.id)
     ]
-    return DeskFound(party=await _party_card(session, party), cases=cases)
+    contact = any(case.visible for case in cases)
+    return DeskFound(party=await _party_card(session, party, contact=contact), cases=cases)
 
 
 @router.post("/cases/{case_id}/visits", status_code=status.HTTP_201_CREATED)

@@ -62,6 +62,10 @@ class PartyCard(BaseModel):
     kvk_number: str | None
     verified_addresses: list[AddressOut]
     postal_address: str | None
+    contact_shown: bool = Field(
+        description="Whether the addresses are shown: only to a desk whose agency may see "
+        "one of the party's cases; otherwise the two fields above are empty."
+    )
     preferred_channel: str
     preferred_language: str
     needs: list[str]

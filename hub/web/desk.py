@@ -184,12 +184,17 @@ async def search(
                 "visible": await agency_takes_part(session, case, viewer.agency_id),
             }
         )
+    # How to reach the visitor only for an agency that may see one of their cases.
+    contact_shown = any(item["visible"] for item in found)
     return render(
         request,
         "pages/desk_found.html",
         {
             "party": party,
-            "addresses": await service.verified_addresses(session, party.id),
+            "contact_shown": contact_shown,
+            "addresses": await service.verified_addresses(session, party.id)
+            if contact_shown
+            else [],
             "representatives": await representatives_shown(session, catalog, party.id, lang),
             "cases": found,
         },
