@@ -65,6 +65,9 @@ UNRECORDED_PER_SEND = 4
 # A send starts within this share of its claim, so that it ends before the claim does.
 SEND_WITHIN_CLAIM = 0.75
 RECORD_LINGER_SECONDS = 0.01  # at most, for outcomes to gather into one transaction
+# An outcome the database did not take is tried again after this (doubling, to 2 s), while
+# its claim lasts this long again.
+RECORD_RETRY_SECONDS = 0.25
 GRACE_SECONDS = 10.0  # for sends under way to finish when the worker is stopped
 
 
@@ -201,28 +204,29 @@ async def record(
 
 async def record_many(
     database: Database, outcomes: Sequence[Outcome], *, broker: Broker | None = None
-) -> bool:
-    """Write several outcomes in one transaction, each as :func:`record` writes it; whether
-    all were written.
+) -> list[Outcome]:
+    """Write several outcomes in one transaction, each as :func:`record` writes it; returns
+    those that could not be written.
 
     If that transaction fails, each outcome is written in one of its own, so that one which
-    cannot be written holds up none of the others; that one's row stays claimed, and is
-    sent again once the claim expires.
+    cannot be written holds up none of the others; unless written later, that one's row
+    stays claimed, and is sent again once the claim expires.
     """
     try:
         async with database.session() as session:
             await apply_outcomes(session, outcomes, broker=broker)
-        return True
+        return []
     except Exception as failure:
         if len(outcomes) == 1:
             log.error(
-                "recording delivery %s failed (%s); it is sent again when its claim expires",
-                outcomes[0].item_id,
-                type(failure).__name__,
+                "recording delivery %s failed (%s)", outcomes[0].item_id, type(failure).__name__
             )
-            return False
-    written = [await record_many(database, [outcome], broker=broker) for outcome in outcomes]
-    return all(written)
+            return list(outcomes)
+    return [
+        unwritten
+        for outcome in outcomes
+        for unwritten in await record_many(database, [outcome], broker=broker)
+    ]
 
 
 async def apply_outcomes(
@@ -499,6 +503,7 @@ class Round:
         self.progress = asyncio.Event()
         self.queued = 0  # claimed, and not yet taken up by a sender
         self.taken: set[uuid.UUID] = set()  # taken up by a sender
+        self.claims: dict[uuid.UUID, dt.datetime] = {}  # the end of each one's claim
         self.attempted = 0
         self.drained = False
         self.closing = False
@@ -596,6 +601,7 @@ class Round:
                     return
                 claimed = queue.popleft()
                 self.taken.add(claimed.message.id)
+                self.claims[claimed.message.id] = claimed.until
                 self.queued -= 1
                 self.progress.set()
                 if time.monotonic() > claimed.start_by:
@@ -632,17 +638,32 @@ class Round:
                 waited += 1
             while self.outcomes:
                 batch, self.outcomes = self.outcomes, []
-                written = False
                 try:
-                    written = await record_many(self.database, batch, broker=self.broker)
+                    await self.record(batch)
                 finally:
-                    if not written:
-                        self.halted = True
-                        self.progress.set()  # the claimer stops waiting
                     for _ in batch:
                         self.unrecorded.release()
             if self.closing:
                 return
+
+    async def record(self, batch: list[Outcome]) -> None:
+        """Write the batch's outcomes. Those that cannot be written (the database is away)
+        stop the round's sends, and are tried again while their claims last: a row whose
+        outcome is never written is sent again once its claim has run out, so a database
+        restart would otherwise send twice what was under way."""
+        unwritten = await record_many(self.database, batch, broker=self.broker)
+        pause = RECORD_RETRY_SECONDS
+        while unwritten:
+            # Every send from now on would be one more that goes twice: the round starts none.
+            self.halted = True
+            self.progress.set()  # the claimer stops waiting
+            latest = utcnow() + dt.timedelta(seconds=pause + RECORD_RETRY_SECONDS)
+            unwritten = [o for o in unwritten if self.claims.get(o.item_id, latest) > latest]
+            if not unwritten:
+                break
+            await asyncio.sleep(pause)
+            pause = min(2 * pause, 2.0)
+            unwritten = await record_many(self.database, unwritten, broker=self.broker)
 
     async def watch_stop(self) -> None:
         await self.stop.wait()
