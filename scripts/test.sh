@@ -3,7 +3,9 @@
 # test. Database tests run on SQLite always, and on PostgreSQL (127.0.0.1:5432) and Redis
 # (127.0.0.1:6379) when reachable; with CI=true an unreachable one is a failure.
 # Arguments are passed to pytest (e.g. scripts/test.sh tests/test_cli.py -x). Tests run in
-# parallel, one pytest-xdist worker per CPU; PYTEST_WORKERS=0 runs them in this process.
+# parallel, one pytest-xdist worker per CPU, each file's tests on one worker in their order
+# (the authorization matrix's entries build on each other); PYTEST_WORKERS=0 runs them all in
+# this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -80,7 +82,7 @@ echo "== mypy --strict"
 .venv/bin/mypy hub journeys channels
 echo "== pytest"
 status=0
-.venv/bin/pytest -n "${PYTEST_WORKERS:-auto}" "$@" || status=$?
+.venv/bin/pytest -n "${PYTEST_WORKERS:-auto}" --dist loadfile "$@" || status=$?
 backends
 if [ "$status" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure." >&2
