@@ -43,9 +43,10 @@ from hub.messages.segments import MAX_SEGMENTS, count_segments
 from hub.messages.service import address_for, last_citizen_channel, post_message, reply
 from hub.messages.thread import read_thread
 from hub.models import Agency, Case, Message, Party, StaffMember, Team
-from hub.ratelimit.logins import staff_address, take_login_try
+from hub.ratelimit.logins import LoginsExhausted, staff_address, take_login_try
 from hub.web.i18n import Language, mark
 from hub.web.pages import (
+    TOO_MANY_TRIES,
     PageViewer,
     StaffPage,
     local_path,
@@ -163,8 +164,18 @@ async def staff_log_in(request: Request, session: SessionDep, settings: Settings
     fields = await posted_form(request, settings)
     next_page = local_path(fields.get("next"), CONSOLE)
     email = fields.get("email", "").strip()[:320]
-    # Too many tries: the error page (429), before the password is looked at.
-    await take_login_try(request, purpose="login", address=staff_address(email))
+    # Too many tries: the form again (429), before the password is looked at.
+    try:
+        await take_login_try(request, purpose="login", address=staff_address(email))
+    except LoginsExhausted as exhausted:
+        page = render(
+            request,
+            "pages/staff_login.html",
+            {"next": next_page, "email": email, "error": TOO_MANY_TRIES, "logged_out": False},
+            status_code=429,
+        )
+        page.headers["Retry-After"] = str(exhausted.retry_after)
+        return page
     try:
         _, token = await login_staff(
             session,

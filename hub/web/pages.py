@@ -33,6 +33,7 @@ from hub.web.i18n import (
     language,
     local_time,
     long_date,
+    mark,
     translations,
 )
 from hub.web.security import (
@@ -152,6 +153,10 @@ class LoginRequired(Exception):
         self.login_page = login_page
 
 
+# The login forms' answer when the client or the address has no tries left (429).
+TOO_MANY_TRIES = mark("Too many tries. Wait a few minutes, then try again.")
+
+
 def _error_page(request: Request, status_code: int, reason: str) -> HTMLResponse:
     return render(
         request,
@@ -183,7 +188,11 @@ class PageRoute(APIRoute):
             except RequestValidationError:
                 return _error_page(request, 404, "not_found")
             except HubError as error:
-                return _error_page(request, error.status, "error")
+                page = _error_page(request, error.status, "error")
+                retry_after = getattr(error, "retry_after", None)
+                if retry_after is not None:
+                    page.headers["Retry-After"] = str(retry_after)
+                return page
 
         return page_handler
 

@@ -46,6 +46,7 @@ from hub.web.i18n import LANGUAGE_COOKIE, LANGUAGES, mark
 from hub.web.pages import (
     CITIZEN_LOGIN,
     STAFF_LOGIN,
+    TOO_MANY_TRIES,
     CitizenPage,
     PageViewer,
     local_path,
@@ -159,8 +160,15 @@ async def log_in(request: Request, session: SessionDep, settings: SettingsDep) -
     next_page = local_path(fields.get("next"), MY_CASES)
     address = fields.get("address", "").strip()[:200]
     code = "".join(fields.get("code", "").split())[:20]
-    # Too many tries: the error page (429), before the code is looked at.
-    await take_login_try(request, purpose="login", address=citizen_address(address))
+    # Too many tries: the form again (429), before the code is looked at.
+    try:
+        await take_login_try(request, purpose="login", address=citizen_address(address))
+    except LoginsExhausted as exhausted:
+        page = _code_page(
+            request, next_page=next_page, address=address, error=TOO_MANY_TRIES, status_code=429
+        )
+        page.headers["Retry-After"] = str(exhausted.retry_after)
+        return page
     try:
         login, token = await verify_login_code(
             session, email_or_phone=address, code=code, settings=settings

@@ -251,7 +251,18 @@ async def test_the_login_pages_are_limited_too(
     form = {"csrf_token": csrf_of(page.text), "email": KNOWN_EMAIL, "password": "x", "code": "1"}
     statuses = [(await client.post("/console/login", data=form)).status_code for _ in range(4)]
     assert statuses == [401] * TRIES + [429]
-    assert "text/html" in (await client.post("/console/login", data=form)).headers["content-type"]
+    # Locked out, the form comes back saying so, with the wait in Retry-After.
+    locked = await client.post("/console/login", data=form)
+    assert "text/html" in locked.headers["content-type"]
+    assert int(locked.headers["retry-after"]) > 0
+    assert "Te vaak geprobeerd" in locked.text and 'name="password"' in locked.text
+
+    page = await client.get("/login")
+    typed = {"csrf_token": csrf_of(page.text), "address": CITIZEN, "code": "000000"}
+    codes = [await client.post("/login/code", data=typed) for _ in range(TRIES + 1)]
+    assert [response.status_code for response in codes] == [401] * TRIES + [429]
+    assert int(codes[-1].headers["retry-after"]) > 0
+    assert "Te vaak geprobeerd" in codes[-1].text and 'name="code"' in codes[-1].text
 
     page = await client.get("/login")
     asked = [
